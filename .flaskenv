@@ -1,0 +1,2 @@
+FLASK_APP=app.py
+QLAR_ENV=development

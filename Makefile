@@ -1,0 +1,24 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint
+
+# Bootstrap the virtualenv from the pinned requirements (again whenever they change).
+$(BIN)/.deps: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+## run: migrate, seed the demo and start the console on http://127.0.0.1:5000
+run: $(BIN)/.deps
+	$(BIN)/flask db upgrade
+	$(BIN)/flask qlar demo
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+## test: the whole test suite
+test: $(BIN)/.deps
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.deps
+	$(BIN)/ruff check .

@@ -1,0 +1,18 @@
+"""Recording audit entries (the caller commits, so the entry lands with the change)."""
+from ..crypto import redact
+from ..extensions import db
+from .models import AuditEntry
+
+
+def record(actor: str, action: str, details: str = "", *, agent_id=None, environment=None) -> AuditEntry:
+    """Add an audit entry to the current transaction; details are redacted of any secret."""
+    entry = AuditEntry(
+        actor=actor, action=action, details=redact(details), agent_id=agent_id, environment=environment
+    )
+    db.session.add(entry)
+    return entry
+
+
+def recent(limit: int = 200) -> list[AuditEntry]:
+    """The newest audit entries first."""
+    return list(db.session.scalars(db.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)))

@@ -1,0 +1,131 @@
+"""`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
+import functools
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from .auth.models import ROLES
+from .auth.service import UserError, create_user
+from .crypto import MASKED, MasterKeyError
+from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, seed_demo
+from .settings import service
+from .webhook_url import InvalidWebhookURL
+
+qlar = AppGroup("qlar", help="qlar-console administration.")
+CLI_ACTOR = "cli"
+
+
+def one_line_errors(command):
+    """Turn a refused rule into one line on stderr and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (UserError, service.SettingsError, InvalidWebhookURL, MasterKeyError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapped
+
+
+@qlar.command("create-user")
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@one_line_errors
+def create_user_command(name, role, password_stdin):
+    """Create a console user (password from a prompt, or --password-stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    create_user(name, role, password, actor=CLI_ACTOR)
+    click.echo(f"Created user {name} ({role}).")
+
+
+@qlar.group("agent")
+def agent_group():
+    """Agents and their environments."""
+
+
+@agent_group.command("add")
+@click.argument("agent_id")
+@click.option("--env", "environments", multiple=True, required=True, help="Repeat for each environment.")
+@one_line_errors
+def agent_add(agent_id, environments):
+    """Add an agent with its environments (existing ones are kept)."""
+    service.add_agent(agent_id, list(environments), CLI_ACTOR)
+    click.echo(f"Agent {agent_id}: {', '.join(environments)}.")
+
+
+@qlar.group("webhook")
+def webhook_group():
+    """The webhook of one agent x environment."""
+
+
+@webhook_group.command("show")
+@click.argument("agent_id")
+@click.argument("env")
+@click.option("--reveal", is_flag=True, help="Print the secret key (audited).")
+@one_line_errors
+def webhook_show(agent_id, env, reveal):
+    """Show the webhook settings; the key is masked unless --reveal."""
+    settings = service.get_settings(agent_id, env)
+    secret = service.reveal_secret(settings, CLI_ACTOR, via="CLI --reveal") if reveal else None
+    click.echo(f"Webhook:     {'Enabled' if settings.webhook_enabled else 'Disabled'}")
+    click.echo(f"Webhook URL: {settings.webhook_url or '(none)'}")
+    click.echo(f"Secret Key:  {secret or (MASKED if settings.secret_ciphertext else '(none yet)')}")
+    if settings.previous_secret_expires_at:
+        click.echo(f"Previous key valid until {settings.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"Version {settings.version}, saved by {settings.saved_by or '-'} at "
+               f"{settings.saved_at.strftime('%Y-%m-%d %H:%M:%S UTC') if settings.saved_at else '-'}")
+
+
+@webhook_group.command("set")
+@click.argument("agent_id")
+@click.argument("env")
+@click.option("--url")
+@click.option("--enable/--disable", default=None)
+@one_line_errors
+def webhook_set(agent_id, env, url, enable):
+    """Change the URL and/or switch the webhook on or off, then save."""
+    settings = service.get_settings(agent_id, env)
+    change = service.SettingsChange.from_settings(settings, webhook_url=url, webhook_enabled=enable)
+    checked = service.save_settings(settings, change, expected_version=settings.version, actor=CLI_ACTOR)
+    if checked.warning:
+        click.echo(f"Warning: {checked.warning}", err=True)
+    click.echo("Escalation settings saved")
+
+
+@webhook_group.command("regenerate")
+@click.argument("agent_id")
+@click.argument("env")
+@click.option("--grace", type=click.Choice(list(service.GRACE_PERIODS)), default="none",
+              help="How long the previous key stays valid.")
+@one_line_errors
+def webhook_regenerate(agent_id, env, grace):
+    """Regenerate Key: the old key stops validating now, or after the grace period."""
+    settings = service.get_settings(agent_id, env)
+    service.regenerate_secret(settings, CLI_ACTOR, grace)
+    click.echo("Secret key regenerated" + ("." if grace == "none" else f"; the previous key stays valid for {grace}."))
+
+
+@qlar.command("rotate-master-key")
+@one_line_errors
+def rotate_master_key():
+    """Re-encrypt every stored secret under the new master key."""
+    click.echo(service.rotate_master_key(CLI_ACTOR))
+
+
+@qlar.command("demo")
+@one_line_errors
+def demo():
+    """Seed the demo (agent-123 with production and staging, an admin); prints the password once."""
+    password = seed_demo()
+    click.echo(f"Demo ready: {DEMO_AGENT} with {', '.join(DEMO_ENVIRONMENTS)}.")
+    if password:
+        click.echo(f"Log in at http://127.0.0.1:5000/login as admin with password: {password}")
+        click.echo("(This password is shown only once.)")
+    else:
+        click.echo("The admin user already exists (its password was printed when it was created).")

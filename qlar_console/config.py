@@ -1,0 +1,70 @@
+"""Layered configuration: defaults, then instance/config.py, then QLAR_* environment variables."""
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    """Settings every deployment starts from; override them in instance/config.py or QLAR_*."""
+
+    ENV = "production"  # "development" (make run, .flaskenv) relaxes key handling
+    SECRET_KEY: str | None = None
+    MASTER_KEY: str | None = None  # comma-separated Fernet keys; the first encrypts
+    SQLALCHEMY_DATABASE_URI: str | None = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None  # token lives as long as the session
+
+
+def load_config(app: Flask, overrides: dict | None) -> None:
+    """Apply the configuration layers in order, then fill what development may generate."""
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+    for plain in ("SECRET_KEY", "DATABASE_URL"):  # the conventional unprefixed names
+        if os.environ.get(plain):
+            app.config["SQLALCHEMY_DATABASE_URI" if plain == "DATABASE_URL" else plain] = os.environ[plain]
+    app.config.from_prefixed_env("QLAR")
+    if overrides:
+        app.config.from_mapping(overrides)
+    if app.config.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'qlar.db'}"
+    _ensure_secret_key(app)
+
+
+def is_development(app: Flask) -> bool:
+    """True when keys may be generated into instance/ (never in production)."""
+    return app.config["ENV"] == "development" or app.testing
+
+
+def _ensure_secret_key(app: Flask) -> None:
+    """Use the configured SECRET_KEY; in development create one in instance/; else refuse to start."""
+    if app.config["SECRET_KEY"]:
+        return
+    if not is_development(app):
+        raise RuntimeError(
+            "SECRET_KEY is not set: set QLAR_SECRET_KEY (or SECRET_KEY) to a long random value "
+            "before starting qlar-console outside development."
+        )
+    path = Path(app.instance_path) / "secret_key"
+    app.config["SECRET_KEY"] = read_or_create_key_file(path, lambda: secrets.token_hex(32))
+
+
+def read_or_create_key_file(path: Path, make) -> str:
+    """Return the key stored at path, creating it (mode 0600) with make() if absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(make() + "\n")
+    return path.read_text().strip()

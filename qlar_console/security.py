@@ -1,0 +1,51 @@
+"""Security headers and error pages that never show a traceback or a secret."""
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+
+from .crypto import MasterKeyError
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+ERROR_MESSAGES = {
+    400: "The request could not be understood.",
+    403: "Your role cannot do this.",
+    404: "There is nothing here.",
+    405: "This method is not allowed here.",
+}
+
+
+def init_security(app: Flask) -> None:
+    """Add security headers to every response and register the error pages."""
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    def error_response(message: str, status: int):
+        if request.accept_mimetypes.best == "application/json" or request.is_json:
+            return jsonify(error=message), status
+        return render_template("error.html", message=message, status=status), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return error_response(
+            "The form was sent without a valid security token (CSRF). Reload the page and try again.", 400
+        )
+
+    @app.errorhandler(MasterKeyError)
+    def master_key_error(error):
+        log.error("master key problem: %s", error)
+        return error_response(str(error), 500)
+
+    for status, message in ERROR_MESSAGES.items():
+        app.register_error_handler(status, lambda error, m=message, s=status: error_response(m, s))

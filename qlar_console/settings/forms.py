@@ -1,0 +1,43 @@
+"""Forms of the Escalation page: the settings (with the webhook card) and Regenerate Key."""
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, NumberRange
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS
+
+
+class CheckboxesField(SelectMultipleField):
+    """A multiple choice shown as a list of checkboxes."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class SettingsForm(FlaskForm):
+    """Escalation behaviour plus the Webhook Notifications card; the URL rule lives in the service."""
+
+    trigger_conditions = CheckboxesField("Trigger conditions", choices=[SelectChoice(c) for c in TRIGGER_CONDITIONS])
+    default_urgency = SelectField("Default urgency", choices=[SelectChoice(u, u.title()) for u in URGENCY_LEVELS])
+    claim_timeout_minutes = IntegerField(
+        "Claim timeout (minutes)",
+        validators=[InputRequired("Enter a number of minutes."), NumberRange(1, 1440)],
+    )
+    webhook_enabled = BooleanField("Webhook")
+    webhook_url = StringField("Webhook URL", filters=[lambda v: v or ""])
+
+
+class RegenerateForm(FlaskForm):
+    """Regenerate Key, with the grace period the previous key keeps."""
+
+    grace = SelectField(
+        "Keep the previous key valid for",
+        choices=[
+            SelectChoice("none", "No grace period (the old key stops now)"),
+            SelectChoice("1h", "1 hour"),
+            SelectChoice("24h", "24 hours"),
+        ],
+        default="none",
+    )
+    confirmed = HiddenField(default="")

@@ -1,0 +1,68 @@
+"""Agents, their environments and each pair's escalation settings (webhook included)."""
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..clock import utcnow
+from ..extensions import db
+
+TRIGGER_CONDITIONS = (
+    "Angry Customer Escalation",
+    "Explicit Human Request",
+    "Repeated Failed Answers",
+    "Sensitive Topic",
+)
+URGENCY_LEVELS = ("low", "medium", "high", "critical")
+
+
+class Agent(db.Model):
+    """A qlar agent, such as agent-123."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settings: Mapped[list["EscalationSettings"]] = relationship(
+        back_populates="agent", order_by="EscalationSettings.environment"
+    )
+
+
+class EscalationSettings(db.Model):
+    """The Escalation page of one agent x environment: behaviour plus the webhook."""
+
+    __tablename__ = "escalation_settings"
+    __table_args__ = (UniqueConstraint("agent_id", "environment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    environment: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[Agent] = relationship(back_populates="settings")
+
+    trigger_conditions: Mapped[list[str]] = mapped_column(JSON, default=lambda: [TRIGGER_CONDITIONS[0]])
+    default_urgency: Mapped[str] = mapped_column(String(16), default="high")
+    claim_timeout_minutes: Mapped[int] = mapped_column(default=30)
+
+    webhook_enabled: Mapped[bool] = mapped_column(default=False)
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    secret_created_at: Mapped[datetime | None]
+    previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+
+    version: Mapped[int] = mapped_column(default=1)
+    saved_by: Mapped[str | None] = mapped_column(String(80))
+    saved_at: Mapped[datetime | None]
+
+    @property
+    def label(self) -> str:
+        """How the UI names this pair: agent-123 · production."""
+        return f"{self.agent_id} \u00b7 {self.environment}"
+
+    def previous_secret_active(self, now: datetime) -> bool:
+        """True while a regenerated key's predecessor is still inside its grace period."""
+        return bool(
+            self.previous_secret_ciphertext
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        )

@@ -1,0 +1,219 @@
+"""Escalation settings rules: saving with optimistic locking, and the webhook secret's lifecycle."""
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography.fernet import Fernet
+from flask import current_app
+from sqlalchemy import update
+
+from ..audit.service import record
+from ..clock import utcnow
+from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_box, write_master_key_file
+from ..extensions import db
+from ..webhook_url import check_webhook_url
+from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS, Agent, EscalationSettings
+
+log = logging.getLogger(__name__)
+
+GRACE_PERIODS = {"none": None, "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+
+
+class SettingsError(Exception):
+    """A rule refused the change; str(error) is the message for the user."""
+
+
+class NotFound(SettingsError):
+    """No such agent or environment."""
+
+
+class Conflict(SettingsError):
+    """Someone saved a newer version since the form was loaded."""
+
+    def __init__(self, saved_by: str | None, saved_at: datetime | None):
+        self.saved_by, self.saved_at = saved_by, saved_at
+        when = saved_at.strftime("%Y-%m-%d %H:%M:%S UTC") if saved_at else "an unknown time"
+        super().__init__(
+            f"{saved_by or 'Someone'} saved these settings at {when}, after you opened the page. "
+            "Your changes were not saved: they are still in the form; review them and press Save again."
+        )
+
+
+@dataclass
+class SettingsChange:
+    """What a Save submits: the behaviour fields and the webhook switch and URL."""
+
+    webhook_enabled: bool
+    webhook_url: str
+    trigger_conditions: list[str] = field(default_factory=lambda: [TRIGGER_CONDITIONS[0]])
+    default_urgency: str = "high"
+    claim_timeout_minutes: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: EscalationSettings, **overrides) -> "SettingsChange":
+        """The change that would save the current values, with some fields overridden."""
+        values = dict(
+            webhook_enabled=settings.webhook_enabled,
+            webhook_url=settings.webhook_url or "",
+            trigger_conditions=list(settings.trigger_conditions),
+            default_urgency=settings.default_urgency,
+            claim_timeout_minutes=settings.claim_timeout_minutes,
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def get_settings(agent_id: str, environment: str) -> EscalationSettings:
+    """The settings of one agent x environment, or NotFound."""
+    settings = db.session.scalar(
+        db.select(EscalationSettings).filter_by(agent_id=agent_id, environment=environment)
+    )
+    if settings is None:
+        raise NotFound(f"No agent {agent_id!r} with environment {environment!r}.")
+    return settings
+
+
+def all_settings() -> list[EscalationSettings]:
+    """Every agent x environment, for the switcher."""
+    return list(
+        db.session.scalars(
+            db.select(EscalationSettings).order_by(EscalationSettings.agent_id, EscalationSettings.environment)
+        )
+    )
+
+
+def add_agent(agent_id: str, environments: list[str], actor: str) -> Agent:
+    """Create an agent (if new) and the settings of each environment not yet present."""
+    if not agent_id or not all(environments):
+        raise SettingsError("Agent id and environment names must not be empty.")
+    agent = db.session.get(Agent, agent_id) or Agent(id=agent_id)
+    db.session.add(agent)
+    existing = {s.environment for s in agent.settings}
+    for env in environments:
+        if env not in existing:
+            db.session.add(EscalationSettings(agent=agent, environment=env))
+            record(actor, "agent.environment_added", agent_id=agent_id, environment=env)
+    db.session.commit()
+    return agent
+
+
+def save_settings(settings: EscalationSettings, change: SettingsChange, *, expected_version: int, actor: str):
+    """Save the page if nobody saved since expected_version; returns the URL check (with its warning)."""
+    checked = check_webhook_url(change.webhook_url, enabled=change.webhook_enabled)
+    unknown = set(change.trigger_conditions) - set(TRIGGER_CONDITIONS)
+    if unknown:
+        raise SettingsError(f"Unknown trigger condition: {sorted(unknown)[0]}.")
+    if change.default_urgency not in URGENCY_LEVELS:
+        raise SettingsError(f"Default urgency must be one of {', '.join(URGENCY_LEVELS)}.")
+    if not 1 <= change.claim_timeout_minutes <= 1440:
+        raise SettingsError("Claim timeout must be between 1 and 1440 minutes.")
+    now = utcnow()
+    values = dict(
+        webhook_enabled=change.webhook_enabled,
+        webhook_url=checked.url or None,
+        trigger_conditions=list(change.trigger_conditions),
+        default_urgency=change.default_urgency,
+        claim_timeout_minutes=change.claim_timeout_minutes,
+        version=expected_version + 1,
+        saved_by=actor,
+        saved_at=now,
+    )
+    if change.webhook_enabled and not settings.secret_ciphertext:
+        values.update(secret_ciphertext=secret_box().encrypt(generate_secret()), secret_created_at=now)
+    result = db.session.execute(
+        update(EscalationSettings)
+        .where(EscalationSettings.id == settings.id, EscalationSettings.version == expected_version)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(settings)
+        raise Conflict(settings.saved_by, settings.saved_at)
+    state = "enabled" if change.webhook_enabled else "disabled"
+    record(
+        actor, "settings.saved",
+        f"version {expected_version + 1}; webhook {state}; URL {checked.url or '(none)'}; "
+        f"urgency {change.default_urgency}; triggers {', '.join(change.trigger_conditions) or '(none)'}",
+        agent_id=settings.agent_id, environment=settings.environment,
+    )
+    db.session.commit()
+    db.session.refresh(settings)
+    log.info("settings saved for %s by %s (version %s)", settings.label, actor, settings.version)
+    return checked
+
+
+def reveal_secret(settings: EscalationSettings, actor: str, via: str = "Copy") -> str:
+    """Return the plaintext key (creating it if the webhook never had one); audited."""
+    _ensure_secret(settings)
+    plaintext = secret_box().decrypt(settings.secret_ciphertext)
+    record(actor, "webhook.secret_revealed", f"via {via}",
+           agent_id=settings.agent_id, environment=settings.environment)
+    db.session.commit()
+    return plaintext
+
+
+def regenerate_secret(settings: EscalationSettings, actor: str, grace: str = "none") -> None:
+    """Replace the key now; the old one stays valid only for the chosen grace period."""
+    if grace not in GRACE_PERIODS:
+        raise SettingsError(f"Grace period must be one of: {', '.join(GRACE_PERIODS)}.")
+    now, period = utcnow(), GRACE_PERIODS[grace]
+    if period and settings.secret_ciphertext:
+        settings.previous_secret_ciphertext = settings.secret_ciphertext
+        settings.previous_secret_expires_at = now + period
+    else:
+        settings.previous_secret_ciphertext = settings.previous_secret_expires_at = None
+    settings.secret_ciphertext = secret_box().encrypt(generate_secret())
+    settings.secret_created_at = now
+    record(actor, "webhook.secret_regenerated",
+           f"previous key valid for {grace}" if period else "previous key invalid at once",
+           agent_id=settings.agent_id, environment=settings.environment)
+    db.session.commit()
+
+
+def revoke_previous_secret(settings: EscalationSettings, actor: str) -> None:
+    """End a rotation grace period now: only the current key validates from here on."""
+    settings.previous_secret_ciphertext = settings.previous_secret_expires_at = None
+    record(actor, "webhook.previous_secret_revoked",
+           agent_id=settings.agent_id, environment=settings.environment)
+    db.session.commit()
+
+
+def signing_secrets(settings: EscalationSettings, now: datetime | None = None) -> list[str]:
+    """The plaintext keys a delivery is signed with right now: current first, then a previous in grace."""
+    box = secret_box()
+    keys = [box.decrypt(settings.secret_ciphertext)] if settings.secret_ciphertext else []
+    if settings.previous_secret_active(now or utcnow()):
+        keys.append(box.decrypt(settings.previous_secret_ciphertext))
+    return keys
+
+
+def rotate_master_key(actor: str) -> str:
+    """Re-encrypt every stored secret under a new (file) or the first (QLAR_MASTER_KEY) master key."""
+    box = secret_box()
+    from_file = box.source != "QLAR_MASTER_KEY"
+    if from_file:  # keep old keys readable until the re-encrypted rows are committed
+        path = master_key_path(current_app)
+        new_key = Fernet.generate_key().decode()
+        write_master_key_file(path, [new_key, *box.keys])
+        box = reset_secret_box()
+    count = 0
+    for settings in db.session.scalars(db.select(EscalationSettings)):
+        for column in ("secret_ciphertext", "previous_secret_ciphertext"):
+            if token := getattr(settings, column):
+                setattr(settings, column, box.rotate(token))
+                count += 1
+    record(actor, "master_key.rotated", f"{count} secrets re-encrypted")
+    db.session.commit()
+    if from_file:
+        write_master_key_file(path, [new_key])
+        reset_secret_box()
+        return f"Generated a new master key in {path} and re-encrypted {count} secrets."
+    return (f"Re-encrypted {count} secrets with the first key of QLAR_MASTER_KEY; "
+            "the other keys can now be removed.")
+
+
+def _ensure_secret(settings: EscalationSettings) -> None:
+    """Give the webhook its first key if it has none (the key exists from the first enable)."""
+    if not settings.secret_ciphertext:
+        settings.secret_ciphertext = secret_box().encrypt(generate_secret())
+        settings.secret_created_at = utcnow()

@@ -1,0 +1,128 @@
+"""The Escalation page: behaviour settings and the Webhook Notifications card."""
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..auth.views import require_role
+from ..clock import utcnow
+from ..crypto import MASKED
+from ..webhook_url import InvalidWebhookURL, check_webhook_url
+from . import service
+from .forms import RegenerateForm, SettingsForm
+
+bp = Blueprint("settings", __name__)
+
+
+def _settings_or_404(agent_id: str, env: str):
+    """The settings of the page's agent x environment, or 404."""
+    try:
+        return service.get_settings(agent_id, env)
+    except service.NotFound:
+        abort(404)
+
+
+def _page_url(settings) -> str:
+    return url_for("settings.escalation", agent_id=settings.agent_id, env=settings.environment)
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Pick an agent and environment."""
+    return render_template("settings/index.html", pairs=service.all_settings())
+
+
+def _render(settings, form, *, version=None, status=200):
+    """Render the Escalation page with the given form state."""
+    try:
+        warning = check_webhook_url(form.webhook_url.data, enabled=False).warning
+    except InvalidWebhookURL:
+        warning = None
+    now = utcnow()
+    show_fields = bool(form.webhook_enabled.data or form.webhook_url.errors)
+    html = render_template(
+        "settings/escalation.html",
+        settings=settings, form=form, pairs=service.all_settings(), url_warning=warning,
+        version=settings.version if version is None else version, show_fields=show_fields,
+        masked=MASKED, regenerate_form=RegenerateForm(),
+        now=now, grace_active=settings.previous_secret_active(now),
+        can_edit=current_user.has_role("editor"),
+    )
+    return html, status
+
+
+@bp.route("/agents/<agent_id>/<env>/escalation", methods=["GET", "POST"])
+@login_required
+def escalation(agent_id: str, env: str):
+    """Show the Escalation page; a POST is the page's Save."""
+    settings = _settings_or_404(agent_id, env)
+    if request.method == "GET":
+        return _render(settings, SettingsForm(obj=settings))
+    if not current_user.has_role("editor"):
+        abort(403)
+    form = SettingsForm()
+    if not form.validate_on_submit():
+        return _render(settings, form, version=request.form.get("version"), status=422)
+    expected = request.form.get("version", type=int)
+    if expected is None:
+        flash("The form was sent without its version: reload the page and try again.", "error")
+        return _render(settings, form, status=400)
+    change = service.SettingsChange(
+        webhook_enabled=form.webhook_enabled.data,
+        webhook_url=form.webhook_url.data,
+        trigger_conditions=form.trigger_conditions.data,
+        default_urgency=form.default_urgency.data,
+        claim_timeout_minutes=form.claim_timeout_minutes.data,
+    )
+    try:
+        service.save_settings(settings, change, expected_version=expected, actor=current_user.username)
+    except InvalidWebhookURL as exc:
+        form.webhook_url.errors = [str(exc)]
+        return _render(settings, form, version=expected, status=422)
+    except service.Conflict as exc:
+        flash(str(exc), "error")
+        return _render(settings, form, status=409)  # now carries the newest version: Save again overwrites
+    except service.SettingsError as exc:
+        flash(str(exc), "error")
+        return _render(settings, form, version=expected, status=422)
+    flash("Escalation settings saved", "success")
+    return redirect(_page_url(settings))
+
+
+@bp.post("/agents/<agent_id>/<env>/webhook/secret")
+@require_role("editor")
+def reveal_secret(agent_id: str, env: str):
+    """Copy: hand the plaintext key to the page's script, once, never cached."""
+    settings = _settings_or_404(agent_id, env)
+    response = jsonify(secret=service.reveal_secret(settings, current_user.username))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/agents/<agent_id>/<env>/webhook/regenerate")
+@require_role("editor")
+def regenerate(agent_id: str, env: str):
+    """Regenerate Key, after a confirmation (the script's dialog, or a page without JS)."""
+    settings = _settings_or_404(agent_id, env)
+    form = RegenerateForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if form.confirmed.data != "yes":
+        return render_template("settings/confirm_regenerate.html", settings=settings, form=form)
+    service.regenerate_secret(settings, current_user.username, form.grace.data)
+    if form.grace.data == "none":
+        flash("Secret key regenerated. The previous key no longer validates: "
+              "update your receiver with the new key now.", "success")
+    else:
+        flash("Secret key regenerated. The previous key stays valid during the grace period; "
+              "update your receiver before it ends.", "success")
+    return redirect(_page_url(settings))
+
+
+@bp.post("/agents/<agent_id>/<env>/webhook/revoke-previous")
+@require_role("editor")
+def revoke_previous(agent_id: str, env: str):
+    """Revoke previous key now: end the grace period early."""
+    settings = _settings_or_404(agent_id, env)
+    service.revoke_previous_secret(settings, current_user.username)
+    flash("Previous key revoked: only the current key validates now.", "success")
+    return redirect(_page_url(settings))

@@ -1,0 +1,81 @@
+"""Fixtures: a fresh app and database per test, role users, and login helpers."""
+import threading
+
+import pytest
+from cryptography.fernet import Fernet
+from werkzeug.serving import make_server
+
+from qlar_console import create_app
+from qlar_console.auth.service import create_user
+from qlar_console.extensions import db
+from qlar_console.settings.service import add_agent
+
+PASSWORD = "correct horse battery"
+MASTER_KEY = Fernet.generate_key().decode()
+
+
+def make_app(tmp_path, **overrides):
+    """An app on its own SQLite file in tmp_path, with the demo agent and one user per role."""
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "MASTER_KEY": MASTER_KEY,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'qlar.db'}",
+        "INSTANCE_PATH": str(tmp_path),
+        "WTF_CSRF_ENABLED": False,
+    }
+    config.update(overrides)
+    app = create_app(config)
+    with app.app_context():
+        db.create_all()
+        add_agent("agent-123", ["production", "staging"], "test")
+        for role in ("viewer", "editor", "admin"):
+            create_user(role, role, PASSWORD, actor="test")
+        create_user("editor2", "editor", PASSWORD, actor="test")
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A fresh console with CSRF off (tests that check CSRF build their own)."""
+    return make_app(tmp_path)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    """Log a test client in and out as one of the fixture users."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username="editor", password=PASSWORD):
+        return self._client.post("/login", data={"username": username, "password": password})
+
+    def logout(self):
+        return self._client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The console served over real HTTP on a free loopback port, CSRF on; yields (base_url, app)."""
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", app
+    server.shutdown()
+    thread.join(timeout=5)
