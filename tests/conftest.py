@@ -3,15 +3,17 @@ import threading
 
 import pytest
 from cryptography.fernet import Fernet
+from werkzeug.security import generate_password_hash
 from werkzeug.serving import make_server
 
 from qlar_console import create_app
-from qlar_console.auth.service import create_user
+from qlar_console.auth.models import User
 from qlar_console.extensions import db
 from qlar_console.settings.service import add_agent
 
 PASSWORD = "correct horse battery"
 MASTER_KEY = Fernet.generate_key().decode()
+FAST_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # scrypt costs ~0.2s per user
 
 
 def make_app(tmp_path, **overrides):
@@ -29,9 +31,9 @@ def make_app(tmp_path, **overrides):
     with app.app_context():
         db.create_all()
         add_agent("agent-123", ["production", "staging"], "test")
-        for role in ("viewer", "editor", "admin"):
-            create_user(role, role, PASSWORD, actor="test")
-        create_user("editor2", "editor", PASSWORD, actor="test")
+        for name, role in (("viewer", "viewer"), ("editor", "editor"), ("admin", "admin"), ("editor2", "editor")):
+            db.session.add(User(username=name, role=role, password_hash=FAST_HASH))
+        db.session.commit()
     return app
 
 
