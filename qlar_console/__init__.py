@@ -8,6 +8,7 @@ from .auth.views import bp as auth_bp
 from .cli import qlar
 from .config import ROOT, load_config
 from .crypto import install_log_redaction
+from .dispatcher import Dispatcher
 from .extensions import csrf, db, login_manager, migrate
 from .security import init_security
 from .settings.views import bp as settings_bp
@@ -26,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     load_config(app, config)
     init_extensions(app)
     register_blueprints(app)
+    Dispatcher().init_app(app)
     app.cli.add_command(qlar)
     return app
 

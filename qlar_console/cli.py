@@ -3,12 +3,19 @@ import functools
 import sys
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from .auth.models import ROLES
 from .auth.service import UserError, create_user
 from .crypto import MASKED, MasterKeyError
+from .deliveries import service as deliveries
+from .deliveries.models import STATUSES, Event
+from .deliveries.service import DeliveryError
 from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, seed_demo
+from .escalations import service as lifecycle
+from .escalations.service import TEMPLATES, TransitionError
+from .extensions import db
 from .settings import service
 from .webhook_url import InvalidWebhookURL
 
@@ -23,7 +30,8 @@ def one_line_errors(command):
     def wrapped(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (UserError, service.SettingsError, InvalidWebhookURL, MasterKeyError) as exc:
+        except (UserError, service.SettingsError, InvalidWebhookURL, MasterKeyError, TransitionError,
+                DeliveryError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapped
@@ -129,3 +137,93 @@ def demo():
         click.echo("(This password is shown only once.)")
     else:
         click.echo("The admin user already exists (its password was printed when it was created).")
+
+
+@qlar.group("escalation")
+def escalation_group():
+    """Drive the escalation lifecycle (each transition emits its event)."""
+
+
+@escalation_group.command("create")
+@click.argument("agent_id")
+@click.argument("env")
+@click.option("--template", type=click.Choice(list(TEMPLATES)), default="angry-customer", show_default=True)
+@one_line_errors
+def escalation_create(agent_id, env, template):
+    """Create a Pending escalation; prints its id."""
+    click.echo(lifecycle.create_escalation(agent_id, env, template).id)
+
+
+@escalation_group.command("claim")
+@click.argument("escalation_id")
+@click.option("--by", required=True, help="Who claims it.")
+@one_line_errors
+def escalation_claim(escalation_id, by):
+    """Claim a Pending escalation."""
+    click.echo(f"{lifecycle.claim(escalation_id, by).id} claimed by {by}")
+
+
+@escalation_group.command("complete")
+@click.argument("escalation_id")
+@click.option("--notes", required=True, help="Resolution notes.")
+@one_line_errors
+def escalation_complete(escalation_id, notes):
+    """Complete a Claimed escalation with resolution notes."""
+    click.echo(f"{lifecycle.complete(escalation_id, notes).id} completed")
+
+
+@escalation_group.command("release")
+@click.argument("escalation_id")
+@one_line_errors
+def escalation_release(escalation_id):
+    """Release a Claimed escalation back to Pending."""
+    click.echo(f"{lifecycle.release(escalation_id).id} released")
+
+
+@qlar.command("worker")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Worker threads (default 2).")
+def worker(threads):
+    """Run the dispatcher standalone until interrupted (SIGINT or SIGTERM)."""
+    import signal
+
+    dispatcher = current_app.extensions["qlar_dispatcher"]
+    signal.signal(signal.SIGTERM, lambda *_: dispatcher._stop.set())
+    dispatcher.start(threads)
+    click.echo(f"Worker running with {threads or current_app.config['DISPATCHER_THREADS']} threads; Ctrl-C stops.")
+    try:
+        while dispatcher.running and not dispatcher._stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    dispatcher.stop()
+    click.echo("Worker stopped.")
+
+
+@qlar.command("deliveries")
+@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+def deliveries_command(status, limit):
+    """List recent events and their delivery status."""
+    query = db.select(Event).order_by(Event.id.desc()).limit(limit)
+    if status:
+        query = query.where(Event.status == status)
+    for event in db.session.scalars(query):
+        code = event.last_status_code or "-"
+        click.echo(f"{event.id}  {event.created_at:%Y-%m-%d %H:%M:%S}  {event.agent_id}/{event.environment}  "
+                   f"{event.event_type:<9}  {event.status:<9}  tries={event.attempt_count}  last={code}  "
+                   f"{event.last_error or ''}".rstrip())
+
+
+@qlar.command("resend")
+@click.argument("event_id")
+@one_line_errors
+def resend(event_id):
+    """Queue an event for delivery again."""
+    deliveries.resend(event_id, CLI_ACTOR)
+    click.echo(f"{event_id} queued for resend.")
+
+
+@qlar.command("purge")
+def purge():
+    """Delete delivery traces older than QLAR_TRACE_RETENTION_DAYS."""
+    click.echo(f"Purged {deliveries.purge()} old attempts and events.")

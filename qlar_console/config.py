@@ -22,6 +22,18 @@ class Defaults:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # token lives as long as the session
 
+    # Delivery (DESIGN.md "Delivery semantics")
+    WORKER = "embedded"  # "external": no dispatcher thread in the web process; run `flask qlar worker`
+    DISPATCHER_THREADS = 2
+    TIMEOUT_SECONDS = 15
+    LEASE_SECONDS = 60
+    RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"
+    SLOWDOWN_SECONDS = 60
+    CA_BUNDLE: str | None = None
+    ALLOW_PRIVATE_TARGETS = False
+    TRACE_RETENTION_DAYS = 7
+    POLL_SECONDS = 2.0  # fallback when a wake-up cannot arrive
+
 
 def load_config(app: Flask, overrides: dict | None) -> None:
     """Apply the configuration layers in order, then fill what development may generate."""

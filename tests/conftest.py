@@ -81,3 +81,28 @@ def live_server(tmp_path):
     yield f"http://127.0.0.1:{server.server_port}", app
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver(tmp_path):
+    """A real HTTPS endpoint on 127.0.0.1 whose certificate comes from a throwaway test CA."""
+    from receiver import Receiver
+
+    server = Receiver(tmp_path)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def delivery_app(tmp_path, receiver):
+    """An app whose agent-123 · production webhook points at the test receiver, with short retries."""
+    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+
+    app = make_app(tmp_path, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
+                   RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4, SLOWDOWN_SECONDS=0.3)
+    with app.app_context():
+        settings = get_settings("agent-123", "production")
+        change = SettingsChange(webhook_enabled=True, webhook_url=receiver.url)
+        save_settings(settings, change, expected_version=settings.version, actor="test")
+    yield app
+    app.extensions["qlar_dispatcher"].stop()

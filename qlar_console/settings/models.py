@@ -50,6 +50,9 @@ class EscalationSettings(db.Model):
     previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None]
 
+    disabled_reason: Mapped[str | None] = mapped_column(Text)  # why the dispatcher switched it off (410)
+    disabled_at: Mapped[datetime | None]
+
     version: Mapped[int] = mapped_column(default=1)
     saved_by: Mapped[str | None] = mapped_column(String(80))
     saved_at: Mapped[datetime | None]

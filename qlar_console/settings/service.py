@@ -118,6 +118,8 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
         saved_by=actor,
         saved_at=now,
     )
+    if change.webhook_enabled:
+        values["disabled_reason"] = None  # re-enabled: the card now offers to resend what was missed
     if change.webhook_enabled and not settings.secret_ciphertext:
         values.update(secret_ciphertext=secret_box().encrypt(generate_secret()), secret_created_at=now)
     result = db.session.execute(

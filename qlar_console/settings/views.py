@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 from ..auth.views import require_role
 from ..clock import utcnow
 from ..crypto import MASKED
+from ..deliveries import service as deliveries
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
 from . import service
 from .forms import RegenerateForm, SettingsForm
@@ -46,6 +47,7 @@ def _render(settings, form, *, version=None, status=200):
         masked=MASKED, regenerate_form=RegenerateForm(),
         now=now, grace_active=settings.previous_secret_active(now),
         can_edit=current_user.has_role("editor"),
+        missed=deliveries.missed_events(settings) if settings.webhook_enabled else [],
     )
     return html, status
 
@@ -125,4 +127,15 @@ def revoke_previous(agent_id: str, env: str):
     settings = _settings_or_404(agent_id, env)
     service.revoke_previous_secret(settings, current_user.username)
     flash("Previous key revoked: only the current key validates now.", "success")
+    return redirect(_page_url(settings))
+
+
+@bp.post("/agents/<agent_id>/<env>/webhook/resend-missed")
+@require_role("editor")
+def resend_missed(agent_id: str, env: str):
+    """After a 410 switched the webhook off and it was re-enabled: resend what was missed, oldest first."""
+    settings = _settings_or_404(agent_id, env)
+    dismiss = request.form.get("action") == "dismiss"
+    count = deliveries.resend_missed(settings, current_user.username, dismiss=dismiss)
+    flash("Dismissed." if dismiss else f"{count} missed events queued for delivery, oldest first.", "success")
     return redirect(_page_url(settings))

@@ -1,0 +1,1 @@
+"""Deliveries: the outbox of events, their attempts, and the delivery log."""

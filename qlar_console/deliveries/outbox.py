@@ -1,0 +1,56 @@
+"""Writing events: the body is frozen as bytes in the transition's own transaction."""
+import json
+import secrets
+import time
+
+from ..clock import utcnow
+from ..escalations.models import Escalation
+from ..extensions import db
+from ..settings.models import EscalationSettings
+from .models import PENDING, SKIPPED, Event
+
+
+def new_event_id() -> str:
+    """evt_ + milliseconds (hex, fixed width) + randomness: unique and sortable by creation time."""
+    return f"evt_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+
+
+def event_body(event_id: str, event_type: str, escalation: Escalation, sequence: int, at) -> bytes:
+    """The wire body: step 8's shape plus eventId, environment and sequence, as UTF-8 JSON bytes."""
+    document = {
+        "eventId": event_id,
+        "eventType": event_type,
+        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "agentId": escalation.agent_id,
+        "environment": escalation.environment,
+        "escalation": escalation.as_payload(),
+        "sequence": sequence,
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_event(escalation: Escalation, event_type: str, settings: EscalationSettings) -> Event:
+    """Add the event of a transition to the session (the caller commits both together).
+
+    It is queued for delivery only if the webhook is enabled and saved right now; otherwise it
+    is kept as skipped (the CMS rule: nothing is delivered until saved).
+    """
+    now = utcnow()
+    escalation.last_sequence += 1
+    event_id = new_event_id()
+    queued = settings.webhook_enabled and bool(settings.webhook_url)
+    event = Event(
+        id=event_id,
+        escalation_id=escalation.id,
+        agent_id=escalation.agent_id,
+        environment=escalation.environment,
+        event_type=event_type,
+        sequence=escalation.last_sequence,
+        body=event_body(event_id, event_type, escalation, escalation.last_sequence, now),
+        created_at=now,
+        status=PENDING if queued else SKIPPED,
+        next_attempt_at=now if queued else None,
+        last_error=None if queued else "Not sent: the webhook was not enabled and saved when this happened.",
+    )
+    db.session.add(event)
+    return event

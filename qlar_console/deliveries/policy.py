@@ -1,0 +1,61 @@
+"""Retry policy: the schedule, jitter, Retry-After and slow-down rules of DESIGN.md."""
+import random
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+SLOWDOWN_STATUSES = {429, 502, 504}
+JITTER = 0.2
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as 5s, 5m, 2h, 1d or 200ms."""
+    match = DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"Not a duration: {text!r} (use a number and one of ms, s, m, h, d, such as 5m).")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_schedule(text: str) -> list[float]:
+    """The delays after each failed try, from a comma-separated list like 5s,5m,30m."""
+    return [parse_duration(part) for part in str(text).split(",") if part.strip()]
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+    return max(0.0, (when - now).total_seconds())
+
+
+def retry_delay(
+    tries: int,
+    schedule: list[float],
+    *,
+    status: int | None = None,
+    timed_out: bool = False,
+    retry_after: float | None = None,
+    slowdown: float = 60.0,
+    rng: random.Random | None = None,
+) -> float | None:
+    """Seconds to wait after the `tries`-th failed try of a run, or None when it was the last."""
+    if tries > len(schedule):
+        return None
+    scheduled = schedule[tries - 1]
+    delay = scheduled * (rng or random).uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None:
+        delay = min(max(retry_after, scheduled), 2 * scheduled)
+    if timed_out or status in SLOWDOWN_STATUSES:
+        delay = max(delay, slowdown)
+    return delay

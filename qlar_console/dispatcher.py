@@ -1,0 +1,168 @@
+"""The dispatcher: worker threads that claim due events under a lease and deliver them signed.
+
+Embedded (default): threads of the web process, started on its first request (so a reloader's
+parent never starts them) or by `flask qlar serve`. Standalone: `flask qlar worker`.
+New events wake the workers at once: in-process through an Event, across processes through a
+datagram on an abstract Unix socket named after the database; a short poll is only the fallback.
+"""
+import atexit
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from flask import Flask
+
+from .deliveries import service as deliveries
+from .deliveries.policy import parse_duration, parse_schedule
+from .deliveries.sender import Sender
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_SECONDS = 3600
+
+
+class Dispatcher:
+    """Delivers the outbox; one per app, kept in app.extensions["qlar_dispatcher"]."""
+
+    def __init__(self, app: Flask | None = None):
+        self.app: Flask | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._listener: socket.socket | None = None
+        self._lock = threading.Lock()
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read the delivery settings (failing fast on bad ones) and register the embedded start."""
+        cfg = app.config
+        self.schedule = parse_schedule(cfg["RETRY_SCHEDULE"])
+        self.timeout = float(cfg["TIMEOUT_SECONDS"])
+        self.lease = float(cfg["LEASE_SECONDS"])
+        self.slowdown = parse_duration(f"{cfg['SLOWDOWN_SECONDS']}s")
+        self.poll = float(cfg["POLL_SECONDS"])
+        if self.lease <= self.timeout:
+            raise RuntimeError(
+                f"QLAR_LEASE_SECONDS ({self.lease:g}) must be longer than QLAR_TIMEOUT_SECONDS ({self.timeout:g})."
+            )
+        self.sender = Sender(
+            timeout=self.timeout, verify=deliveries.ca_bundle(app), allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"])
+        )
+        self.address = "\0qlar-dispatch-" + hashlib.sha256(cfg["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:24]
+        self.app = app
+        app.extensions["qlar_dispatcher"] = self
+        if cfg["WORKER"] == "embedded" and not app.testing:
+            app.before_request(self._start_embedded)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    def start(self, threads: int | None = None) -> None:
+        """Start the worker threads (once; a second call does nothing)."""
+        with self._lock:
+            if self._threads:
+                return
+            self._stop.clear()
+            self._listener = self._bind_listener()
+            count = threads or int(self.app.config["DISPATCHER_THREADS"])
+            self._threads = [threading.Thread(target=self._work, args=(i,), name=f"qlar-dispatcher-{i}", daemon=True)
+                             for i in range(count)]
+            if self._listener:
+                self._threads.append(threading.Thread(target=self._listen, name="qlar-dispatcher-wake", daemon=True))
+            for thread in self._threads:
+                thread.start()
+            atexit.register(self.stop)
+        log.info("dispatcher started with %d worker threads", count)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking work, let in-flight sends finish (up to the timeout), and join the threads."""
+        self._stop.set()
+        if self._listener:
+            self.notify()  # unblocks the listener's recv
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(timeout if timeout is not None else self.timeout + 1)
+        if self._listener:
+            self._listener.close()
+        self._threads, self._listener = [], None
+
+    def _start_embedded(self) -> None:
+        if not self._threads:
+            self.start()
+
+    # -- waking ------------------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New work: wake this process's workers and, through the socket, any other process's."""
+        self._wake.set()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.sendto(b"1", self.address)
+            except OSError:
+                pass  # nobody listening: the workers' poll picks the work up
+
+    def _bind_listener(self) -> socket.socket | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.bind(self.address)
+        except OSError:
+            sock.close()
+            log.info("another dispatcher listens for wake-ups on this database; polling every %gs", self.poll)
+            return None
+        return sock
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listener.recv(64)
+            except OSError:
+                return
+            self._wake.set()
+
+    # -- work --------------------------------------------------------------------------------
+
+    def _work(self, index: int) -> None:
+        worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}"
+        last_purge, failures = 0.0, 0
+        while not self._stop.is_set():
+            try:
+                with self.app.app_context():
+                    if index == 0 and time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
+                        deliveries.purge()
+                        last_purge = time.monotonic()
+                    if self.run_one(worker_id):
+                        failures = 0
+                        continue
+                    wait = deliveries.seconds_until_next_due(self.poll)
+            except Exception:  # a lost database must not kill the worker: back off and retry
+                failures += 1
+                wait = min(30.0, 0.5 * 2**failures)
+                log.exception("dispatcher worker %s failed; retrying in %.1fs", worker_id, wait)
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def run_one(self, worker_id: str = "inline") -> bool:
+        """Claim one due event and deliver it; False when nothing is due (needs an app context)."""
+        event_id = deliveries.claim_next(worker_id, timedelta(seconds=self.lease))
+        if event_id is None:
+            return False
+        finished = deliveries.deliver(event_id, worker_id, self.sender, self.schedule, self.slowdown)
+        if finished:
+            self.notify()  # a later event of the same escalation may be waiting for this one
+        return True
+
+    def drain(self, limit: int = 1000) -> int:
+        """Deliver everything due now, inline (tests and the CLI); returns how many tries were made."""
+        count = 0
+        while count < limit and self.run_one():
+            count += 1
+        return count
+

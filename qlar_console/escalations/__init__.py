@@ -1,0 +1,1 @@
+"""Escalations: the lifecycle the simulator and the CLI drive."""
