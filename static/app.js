@@ -17,6 +17,9 @@ function initWebhookSwitch() {
     state.textContent = toggle.checked ? "Enabled" : "Disabled";
   };
   toggle.addEventListener("change", sync);
+  // Back/forward restores the checkbox without a change event: re-sync once the page is shown.
+  window.addEventListener("pageshow", sync);
+  sync();
 }
 
 // Copy: fetch the key with a CSRF-protected POST, put it on the clipboard, never into the page.

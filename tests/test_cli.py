@@ -165,3 +165,37 @@ def test_production_refuses_to_start_without_secret_key(tmp_path, monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(RuntimeError, match="SECRET_KEY is not set"):
         create_app({"ENV": "production", "INSTANCE_PATH": str(tmp_path)})
+
+
+def test_escalation_commands_drive_the_lifecycle(runner, app):
+    created = runner.invoke(args=["qlar", "escalation", "create", "agent-123", "production"])
+    assert created.exit_code == 0
+    esc = created.output.strip()
+    assert esc.startswith("esc-")
+    assert runner.invoke(args=["qlar", "escalation", "claim", esc, "--by", "sup-1"]).exit_code == 0
+    assert runner.invoke(args=["qlar", "escalation", "release", esc]).exit_code == 0
+    assert runner.invoke(args=["qlar", "escalation", "claim", esc, "--by", "sup-2"]).exit_code == 0
+    done = runner.invoke(args=["qlar", "escalation", "complete", esc, "--notes", "Refund issued"])
+    assert done.exit_code == 0
+    again = runner.invoke(args=["qlar", "escalation", "complete", esc, "--notes", "again"])
+    assert again.exit_code == 1
+    assert again.output.strip().startswith(f"Error: Cannot complete escalation {esc}: it is Completed")
+    listing = runner.invoke(args=["qlar", "deliveries"]).output.splitlines()
+    assert [line.split()[4] for line in listing] == ["completed", "claimed", "released", "claimed", "created"]
+    assert all("skipped" in line for line in listing)  # the webhook was never enabled and saved
+
+
+def test_resend_and_purge_commands(runner):
+    esc = runner.invoke(args=["qlar", "escalation", "create", "agent-123", "production"]).output.strip()
+    event_id = runner.invoke(args=["qlar", "deliveries"]).output.split()[0]
+    assert runner.invoke(args=["qlar", "resend", event_id]).output.strip() == f"{event_id} queued for resend."
+    assert runner.invoke(args=["qlar", "deliveries", "--status", "pending"]).output.count(event_id) == 1
+    missing = runner.invoke(args=["qlar", "resend", "evt_nope"])
+    assert missing.exit_code == 1 and missing.output.strip() == "Error: No event 'evt_nope'."
+    assert runner.invoke(args=["qlar", "purge"]).output.startswith("Purged 0 ")
+    assert esc.startswith("esc-")
+
+
+def test_unknown_escalation_is_one_line_error(runner):
+    result = runner.invoke(args=["qlar", "escalation", "claim", "esc-nope", "--by", "x"])
+    assert result.exit_code == 1 and result.output.strip() == "Error: No escalation 'esc-nope'."

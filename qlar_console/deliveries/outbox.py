@@ -1,6 +1,7 @@
 """Writing events: the body is frozen as bytes in the transition's own transaction."""
 import json
 import secrets
+import threading
 import time
 
 from ..clock import utcnow
@@ -9,10 +10,20 @@ from ..extensions import db
 from ..settings.models import EscalationSettings
 from .models import PENDING, SKIPPED, Event
 
+_last_id = [0, 0]  # (milliseconds, random part) of the newest id made by this process
+_id_lock = threading.Lock()
+
 
 def new_event_id() -> str:
-    """evt_ + milliseconds (hex, fixed width) + randomness: unique and sortable by creation time."""
-    return f"evt_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
+    """evt_ + milliseconds + randomness (hex, fixed width): unique, and in creation order within a process."""
+    with _id_lock:
+        ms = int(time.time() * 1000)
+        if ms <= _last_id[0]:  # same millisecond (or a clock step back): count up from the last id
+            ms, rand = _last_id[0], _last_id[1] + 1
+        else:
+            rand = secrets.randbits(40)
+        _last_id[:] = [ms, rand]
+    return f"evt_{ms:012x}{rand:011x}"
 
 
 def event_body(event_id: str, event_type: str, escalation: Escalation, sequence: int, at) -> bytes:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import certifi
 from flask import Flask, current_app
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import case, exists, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from ..audit.service import record
@@ -40,14 +40,18 @@ def ca_bundle(app: Flask) -> str | bool:
     return str(combined)
 
 
-def _due_filter(now):
-    """Pending, due, not leased, and no earlier event of the same escalation still pending."""
+def _unblocked():
+    """No earlier event of the same escalation is still pending (per-escalation order)."""
     earlier = aliased(Event)
-    blocked = exists().where(
+    return ~exists().where(
         earlier.escalation_id == Event.escalation_id, earlier.sequence < Event.sequence, earlier.status == PENDING
     )
+
+
+def _due_filter(now):
+    """Pending, due, not leased, and next in its escalation's order."""
     return (Event.status == PENDING, Event.next_attempt_at <= now,
-            or_(Event.lease_until.is_(None), Event.lease_until < now), ~blocked)
+            or_(Event.lease_until.is_(None), Event.lease_until < now), _unblocked())
 
 
 def claim_next(worker_id: str, lease: timedelta) -> str | None:
@@ -73,7 +77,8 @@ def claim_next(worker_id: str, lease: timedelta) -> str | None:
 def seconds_until_next_due(ceiling: float) -> float:
     """How long a worker may sleep: until the next scheduled try or lease expiry, at most `ceiling`."""
     now = utcnow()
-    soonest = db.session.scalar(select(func.min(Event.next_attempt_at)).where(Event.status == PENDING))
+    ready_at = case((Event.lease_until > Event.next_attempt_at, Event.lease_until), else_=Event.next_attempt_at)
+    soonest = db.session.scalar(select(func.min(ready_at)).where(Event.status == PENDING, _unblocked()))
     db.session.commit()
     if soonest is None:
         return ceiling

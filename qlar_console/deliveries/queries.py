@@ -1,0 +1,109 @@
+"""Read-only queries behind the Deliveries pages: the filtered log, one event, the daily chart."""
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.orm import defer, selectinload
+
+from ..clock import utcnow
+from ..extensions import db
+from .models import EVENT_TYPES, FAILED, STATUSES, SUCCEEDED, Event
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+CHART_DAYS = 14
+EVENT_ID = re.compile(r"evt_[0-9a-f]{1,36}")
+
+
+class InvalidFilter(ValueError):
+    """A filter in the query string is not one the log knows; str(error) is the message."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the log is narrowed to; None means any."""
+
+    status: str | None = None
+    event_type: str | None = None
+
+    def as_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (unset ones left out), for links that keep them."""
+        return {k: v for k, v in (("status", self.status), ("event_type", self.event_type)) if v}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the log, newest first, and the id to continue from when there are older events."""
+
+    events: list[Event]
+    older_than: str | None
+
+
+@dataclass(frozen=True)
+class DayCount:
+    """Finished deliveries of the events created on one UTC day."""
+
+    day: date
+    succeeded: int
+    failed: int
+
+
+def parse_filters(args) -> tuple[Filters, str | None]:
+    """Check the log's query-string filters and `before` cursor; raises InvalidFilter with a clear message."""
+    status = args.get("status") or None
+    event_type = args.get("event_type") or None
+    before = args.get("before") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidFilter(f"Unknown status {status!r}: choose one of {', '.join(STATUSES)}.")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise InvalidFilter(f"Unknown event type {event_type!r}: choose one of {', '.join(EVENT_TYPES)}.")
+    if before is not None and not EVENT_ID.fullmatch(before):
+        raise InvalidFilter(f"{before!r} is not an event id (evt_…): follow the Older link to page back.")
+    return Filters(status, event_type), before
+
+
+def list_events(filters: Filters, before: str | None = None, limit: int = PAGE_SIZE) -> Page:
+    """Events matching the filters, newest first, older than the `before` id (keyset paging, no OFFSET)."""
+    query = db.select(Event).options(defer(Event.body)).order_by(Event.id.desc()).limit(limit + 1)
+    if filters.status:
+        query = query.where(Event.status == filters.status)
+    if filters.event_type:
+        query = query.where(Event.event_type == filters.event_type)
+    if before:
+        query = query.where(Event.id < before)
+    events = list(db.session.scalars(query))
+    if len(events) > limit:
+        return Page(events[:limit], events[limit - 1].id)
+    return Page(events, None)
+
+
+def get_event(event_id: str) -> Event | None:
+    """One event with all its attempts (in order), or None."""
+    return db.session.scalar(
+        db.select(Event).where(Event.id == event_id).options(selectinload(Event.attempts))
+    )
+
+
+def daily_outcomes(days: int = CHART_DAYS, now: datetime | None = None) -> list[DayCount]:
+    """Succeeded and failed events per UTC creation day for the last `days` days (today included), oldest first."""
+    today = (now or utcnow()).date()
+    first = today - timedelta(days=days - 1)
+    day = func.date(Event.created_at)
+    rows = db.session.execute(
+        db.select(day, Event.status, func.count())
+        .where(Event.created_at >= datetime.combine(first, datetime.min.time()),
+               Event.status.in_((SUCCEEDED, FAILED)))
+        .group_by(day, Event.status)
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for when, status, count in rows:
+        counts[(str(when)[:10], status)] = count  # SQLite gives 'YYYY-MM-DD', PostgreSQL a date
+    result = []
+    for offset in range(days):
+        current = first + timedelta(days=offset)
+        key = current.isoformat()
+        result.append(DayCount(current, counts.get((key, SUCCEEDED), 0), counts.get((key, FAILED), 0)))
+    return result

@@ -1,0 +1,291 @@
+"""Real-browser tests (Playwright + Debian Chromium) of the Escalation page's Webhook Notifications card."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+from playwright.sync_api import Page, expect, sync_playwright
+
+from qlar_console.crypto import secret_box
+from qlar_console.settings.service import get_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ESCALATION = "/agents/agent-123/production/escalation"
+HOOK_URL = "https://example.com/hooks/qlar"
+
+if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"{CHROMIUM} is missing: CI must install Debian's chromium to run the browser tests.", pytrace=False
+        )
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """Factory: a page in a fresh context (own cookies, clipboard allowed) on the live server."""
+    base_url, _ = live_server
+    contexts = []
+
+    def make() -> Page:
+        context = browser.new_context(base_url=base_url)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page) -> Page:
+    return new_page()
+
+
+def open_escalation(page: Page, username: str = "editor") -> None:
+    """Log in through the form as `username` and open agent-123 · production's Escalation page."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    page.goto(ESCALATION)
+    expect(page.get_by_role("heading", name="Escalation", exact=True)).to_be_visible()
+
+
+def card(page: Page):
+    return page.get_by_role("region", name="Webhook Notifications")
+
+
+def switch(page: Page):
+    return page.get_by_role("switch", name="Webhook")
+
+
+def url_field(page: Page):
+    return page.get_by_label("Webhook URL", exact=True)
+
+
+def save(page: Page) -> None:
+    page.get_by_role("button", name="Save", exact=True).click()
+
+
+def save_enabled_webhook(page: Page, url: str = HOOK_URL) -> None:
+    """Switch the webhook on, type `url` and Save successfully."""
+    switch(page).check()
+    url_field(page).fill(url)
+    save(page)
+    expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+
+
+def copy_key(page: Page) -> str:
+    """Press Copy, wait for "Copied", and return what landed on the clipboard."""
+    page.get_by_role("button", name="Copy", exact=True).click()
+    expect(card(page).get_by_text("Copied", exact=True)).to_be_visible()
+    return page.evaluate("navigator.clipboard.readText()")
+
+
+def stored_key(app) -> str:
+    """The current key as the app decrypts it from the database."""
+    with app.app_context():
+        settings = get_settings("agent-123", "production")
+        return secret_box().decrypt(settings.secret_ciphertext)
+
+
+def test_switch_shows_and_hides_webhook_fields(page):
+    """The Webhook switch reveals the URL and Secret Key fields and says Enabled; off hides them, Disabled."""
+    open_escalation(page)
+    expect(card(page).get_by_text("Disabled", exact=True)).to_be_visible()
+    expect(switch(page)).not_to_be_checked()
+    expect(url_field(page)).to_be_attached()
+    expect(url_field(page)).to_be_hidden()
+    expect(page.get_by_label("Secret Key")).to_be_attached()
+    expect(page.get_by_label("Secret Key")).to_be_hidden()
+
+    switch(page).click()
+    expect(switch(page)).to_be_checked()
+    expect(url_field(page)).to_be_visible()
+    expect(page.get_by_label("Secret Key")).to_be_visible()
+    expect(card(page).get_by_text("Enabled", exact=True)).to_be_visible()
+
+    switch(page).click()
+    expect(switch(page)).not_to_be_checked()
+    expect(url_field(page)).to_be_hidden()
+    expect(page.get_by_label("Secret Key")).to_be_hidden()
+    expect(card(page).get_by_text("Disabled", exact=True)).to_be_visible()
+
+
+def test_switch_text_and_fields_match_state_after_back(page):
+    """After Back to the page, the switch's Enabled/Disabled text and the fields match its restored state."""
+    open_escalation(page)
+    switch(page).click()
+    page.get_by_role("link", name="Audit log").click()
+    expect(page).to_have_url(re.compile(r"/audit"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(re.escape(ESCALATION) + "$"))
+    expect(url_field(page)).to_be_attached()
+    if switch(page).is_checked():
+        expect(card(page).get_by_text("Enabled", exact=True)).to_be_visible(timeout=1000)
+        expect(url_field(page)).to_be_visible(timeout=1000)
+    else:
+        expect(card(page).get_by_text("Disabled", exact=True)).to_be_visible(timeout=1000)
+        expect(url_field(page)).to_be_hidden(timeout=1000)
+
+
+def test_http_url_error_shown_next_to_field_and_input_kept(page):
+    """Saving an http:// URL shows "must start with https://" at the field and keeps what the user typed."""
+    open_escalation(page)
+    switch(page).click()
+    url_field(page).fill("http://example.com/hook")
+    save(page)
+
+    expect(card(page).get_by_text("must start with https://")).to_be_visible()
+    expect(url_field(page)).to_have_accessible_description(re.compile("must start with https://"))
+    expect(url_field(page)).to_have_value("http://example.com/hook")
+    expect(switch(page)).to_be_checked()
+    expect(page.get_by_text("Escalation settings saved")).to_have_count(0)
+
+
+def test_save_shows_message_and_persists_after_reload(page):
+    """A valid Save says "Escalation settings saved" and the switch and URL survive a reload."""
+    open_escalation(page)
+    save_enabled_webhook(page)
+
+    page.reload()
+    expect(switch(page)).to_be_checked()
+    expect(card(page).get_by_text("Enabled", exact=True)).to_be_visible()
+    expect(url_field(page)).to_be_visible()
+    expect(url_field(page)).to_have_value(HOOK_URL)
+
+
+def test_copy_puts_key_on_clipboard_not_in_page(page, live_server):
+    """Copy shows "Copied" and puts the stored whsec_ key on the clipboard; the page shows only a mask."""
+    _, app = live_server
+    open_escalation(page)
+    save_enabled_webhook(page)
+
+    key = copy_key(page)
+    assert key.startswith("whsec_")
+    assert key not in page.content()
+    expect(page.get_by_label("Secret Key")).not_to_have_value(key)
+    assert key == stored_key(app)
+
+
+def test_regenerate_after_confirming_gives_new_key(page, live_server):
+    """Regenerate Key, once the confirmation is accepted, replaces the key Copy hands out."""
+    _, app = live_server
+    open_escalation(page)
+    save_enabled_webhook(page)
+    key_a = copy_key(page)
+
+    messages = []
+
+    def accept(dialog):
+        messages.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.get_by_role("button", name="Regenerate Key").click()
+    expect(page.get_by_text("Secret key regenerated")).to_be_visible()
+    assert messages and messages[0].startswith("Regenerate the secret key?")
+
+    key_b = copy_key(page)
+    assert key_b.startswith("whsec_")
+    assert key_b != key_a
+    assert key_b == stored_key(app)
+
+
+def test_regenerate_dismissed_keeps_key(page, live_server):
+    """Dismissing the Regenerate Key confirmation leaves the page and the key unchanged."""
+    _, app = live_server
+    open_escalation(page)
+    save_enabled_webhook(page)
+    key_a = copy_key(page)
+
+    messages = []
+
+    def dismiss(dialog):
+        messages.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    page.get_by_role("button", name="Regenerate Key").click()
+    assert messages and messages[0].startswith("Regenerate the secret key?")
+    # Nothing was submitted: no flash, same URL, and both Copy and the database still give key A.
+    page.wait_for_load_state()
+    expect(page.get_by_text("Secret key regenerated")).to_have_count(0)
+    assert page.url.endswith(ESCALATION)
+    assert copy_key(page) == key_a
+    assert stored_key(app) == key_a
+
+
+def test_regenerate_with_grace_then_revoke_previous(page):
+    """With a 1 hour grace the page counts down the old key's validity; Revoke previous key now ends it."""
+    open_escalation(page)
+    save_enabled_webhook(page)
+
+    page.get_by_label("Keep the previous key valid for").select_option(label="1 hour")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Regenerate Key").click()
+    expect(page.get_by_text("Secret key regenerated")).to_be_visible()
+
+    grace = card(page).get_by_role("note").filter(has_text="Previous key still valid until")
+    expect(grace).to_be_visible()
+    expect(grace.locator(".countdown")).to_have_text(re.compile(r"^(1h 0m 00s|59m \d\ds) left$"))
+    revoke = page.get_by_role("button", name="Revoke previous key now")
+    expect(revoke).to_be_visible()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    revoke.click()
+    expect(page.get_by_text("Previous key revoked")).to_be_visible()
+    expect(page.get_by_text("Previous key still valid until")).to_have_count(0)
+    expect(page.get_by_role("button", name="Revoke previous key now")).to_have_count(0)
+
+
+def test_viewer_sees_no_webhook_card(page):
+    """A viewer gets no Webhook Notifications card, only a line saying the role cannot change it."""
+    open_escalation(page, "viewer")
+    expect(page.get_by_role("heading", name="Webhook Notifications")).to_have_count(0)
+    expect(page.get_by_label("Webhook", exact=True)).to_have_count(0)
+    expect(url_field(page)).to_have_count(0)
+    expect(page.get_by_label("Secret Key")).to_have_count(0)
+    expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"role \(viewer\) cannot change webhook settings"))).to_be_visible()
+
+
+def test_second_editor_is_told_who_saved_first_and_keeps_input(new_page):
+    """When two editors save over each other, the later one is told who saved first and keeps the typed URL."""
+    first, second = new_page(), new_page()
+    open_escalation(first, "editor")
+    open_escalation(second, "editor2")
+
+    save_enabled_webhook(first, "https://example.com/hooks/first")
+
+    switch(second).check()
+    url_field(second).fill("https://example.com/hooks/second")
+    save(second)
+    conflict = second.get_by_role("alert")
+    expect(conflict).to_contain_text(re.compile(r"^\s*editor saved these settings"))
+    expect(second.get_by_text("Escalation settings saved")).to_have_count(0)
+    expect(switch(second)).to_be_checked()
+    expect(url_field(second)).to_have_value("https://example.com/hooks/second")
