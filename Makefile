@@ -10,11 +10,11 @@ $(BIN)/.deps: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-## run: migrate, seed the demo and start the console on http://127.0.0.1:5000
+## run: migrate, seed the demo, start the console (and its dispatcher) on http://127.0.0.1:5000
 run: $(BIN)/.deps
 	$(BIN)/flask db upgrade
 	$(BIN)/flask qlar demo
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	QLAR_ALLOW_PRIVATE_TARGETS=1 $(BIN)/flask qlar serve --host 127.0.0.1 --port 5000
 
 ## test: the whole test suite
 test: $(BIN)/.deps

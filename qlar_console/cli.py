@@ -227,3 +227,20 @@ def resend(event_id):
 def purge():
     """Delete delivery traces older than QLAR_TRACE_RETENTION_DAYS."""
     click.echo(f"Purged {deliveries.purge()} old attempts and events.")
+
+
+@qlar.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+def serve(host, port):
+    """Serve the console with its embedded dispatcher (what `make run` starts); Ctrl-C stops both."""
+    from werkzeug.serving import run_simple
+
+    app = current_app._get_current_object()
+    dispatcher = app.extensions["qlar_dispatcher"]
+    if app.config["WORKER"] == "embedded":
+        dispatcher.start()
+    try:
+        run_simple(host, port, app, threaded=True)
+    finally:
+        dispatcher.stop()
