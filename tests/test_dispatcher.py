@@ -3,6 +3,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 
 import pytest
@@ -282,3 +283,22 @@ def test_reenabling_after_410_offers_to_resend_missed_oldest_first(delivery_app,
     resent = receiver.requests[1:]
     assert [r.json["eventId"] for r in resent] == sorted(r.json["eventId"] for r in resent)
     assert all(e.status == "succeeded" for e in _events(delivery_app))
+
+
+def test_embedded_dispatcher_starts_once_on_first_request(tmp_path):
+    from conftest import make_app
+
+    app = make_app(tmp_path, TESTING=False, ENV="development", DISPATCHER_THREADS=2)
+    dispatcher = app.extensions["qlar_dispatcher"]
+    assert not dispatcher.running  # importing or running CLI commands starts nothing
+    client = app.test_client()
+    client.get("/login")
+    client.get("/login")
+    try:
+        assert dispatcher.running
+        workers = [t for t in threading.enumerate() if t.name.startswith("qlar-dispatcher-")
+                   and t.name != "qlar-dispatcher-wake"]
+        assert len(workers) == 2
+    finally:
+        dispatcher.stop()
+    assert not dispatcher.running
