@@ -8,6 +8,7 @@ from .auth.views import bp as auth_bp
 from .cli import qlar
 from .config import ROOT, load_config
 from .crypto import install_log_redaction
+from .deliveries.views import bp as deliveries_bp
 from .dispatcher import Dispatcher
 from .extensions import csrf, db, login_manager, migrate
 from .security import init_security
@@ -46,5 +47,5 @@ def init_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
-    for bp in (auth_bp, settings_bp, audit_bp):
+    for bp in (auth_bp, settings_bp, deliveries_bp, audit_bp):
         app.register_blueprint(bp)

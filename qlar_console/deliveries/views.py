@@ -23,7 +23,6 @@ def index():
         page=queries.list_events(filters, before), filters=filters, paging=before is not None,
         statuses=STATUSES, event_types=EVENT_TYPES, days=days,
         peak=max([1] + [max(d.succeeded, d.failed) for d in days]),
-        can_resend=current_user.has_role("editor"),
     )
 
 
