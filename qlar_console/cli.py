@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 
 from .auth.models import ROLES
 from .auth.service import UserError, create_user
+from .clock import utcnow
 from .crypto import MASKED, MasterKeyError
 from .deliveries import service as deliveries
 from .deliveries.models import STATUSES, Event
@@ -84,7 +85,7 @@ def webhook_show(agent_id, env, reveal):
     click.echo(f"Webhook:     {'Enabled' if settings.webhook_enabled else 'Disabled'}")
     click.echo(f"Webhook URL: {settings.webhook_url or '(none)'}")
     click.echo(f"Secret Key:  {secret or (MASKED if settings.secret_ciphertext else '(none yet)')}")
-    if settings.previous_secret_expires_at:
+    if settings.previous_secret_active(utcnow()):
         click.echo(f"Previous key valid until {settings.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC")
     click.echo(f"Version {settings.version}, saved by {settings.saved_by or '-'} at "
                f"{settings.saved_at.strftime('%Y-%m-%d %H:%M:%S UTC') if settings.saved_at else '-'}")

@@ -23,6 +23,7 @@ from .deliveries.sender import Sender
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 3600
+HEARTBEAT_EVERY_SECONDS = 5
 
 
 class Dispatcher:
@@ -72,7 +73,7 @@ class Dispatcher:
                 return
             self._stop.clear()
             self._listener = self._bind_listener()
-            count = threads or int(self.app.config["DISPATCHER_THREADS"])
+            count = self.thread_count = threads or int(self.app.config["DISPATCHER_THREADS"])
             self._threads = [threading.Thread(target=self._work, args=(i,), name=f"qlar-dispatcher-{i}", daemon=True)
                              for i in range(count)]
             if self._listener:
@@ -129,15 +130,20 @@ class Dispatcher:
 
     # -- work --------------------------------------------------------------------------------
 
+    @property
+    def process_id(self) -> str:
+        """This dispatcher process's name in heartbeats and leases: host:pid."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
     def _work(self, index: int) -> None:
-        worker_id = f"{socket.gethostname()}:{os.getpid()}:{index}"
-        last_purge, failures = 0.0, 0
+        worker_id = f"{self.process_id}:{index}"
+        last_purge = last_beat = 0.0
+        failures = 0
         while not self._stop.is_set():
             try:
                 with self.app.app_context():
-                    if index == 0 and time.monotonic() - last_purge > PURGE_EVERY_SECONDS:
-                        deliveries.purge()
-                        last_purge = time.monotonic()
+                    if index == 0:
+                        last_purge, last_beat = self._housekeeping(last_purge, last_beat)
                     if self.run_one(worker_id):
                         failures = 0
                         continue
@@ -148,6 +154,23 @@ class Dispatcher:
                 log.exception("dispatcher worker %s failed; retrying in %.1fs", worker_id, wait)
             self._wake.wait(wait)
             self._wake.clear()
+        if index == 0:
+            try:
+                with self.app.app_context():
+                    deliveries.forget_worker(self.process_id)
+            except Exception:  # stopping anyway; the stale heartbeat simply ages out
+                log.warning("could not remove the heartbeat of %s", self.process_id)
+
+    def _housekeeping(self, last_purge: float, last_beat: float) -> tuple[float, float]:
+        """Thread 0's periodic chores: the heartbeat and the trace purge."""
+        now = time.monotonic()
+        if now - last_beat >= HEARTBEAT_EVERY_SECONDS:
+            deliveries.heartbeat(self.process_id, self.thread_count)
+            last_beat = now
+        if now - last_purge >= PURGE_EVERY_SECONDS:
+            deliveries.purge()
+            last_purge = now
+        return last_purge, last_beat
 
     def run_one(self, worker_id: str = "inline") -> bool:
         """Claim one due event and deliver it; False when nothing is due (needs an app context)."""

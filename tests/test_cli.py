@@ -9,6 +9,7 @@ from cryptography.fernet import Fernet
 from qlar_console import create_app
 from qlar_console.audit.models import AuditEntry
 from qlar_console.auth.service import authenticate
+from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings
@@ -81,7 +82,7 @@ def test_webhook_regenerate_with_grace(runner, app):
     result = runner.invoke(args=["qlar", "webhook", "regenerate", "agent-123", "production", "--grace", "1h"])
     assert result.exit_code == 0
     with app.app_context():
-        assert get_settings("agent-123", "production").previous_secret_expires_at is not None
+        assert get_settings("agent-123", "production").previous_secret_active(utcnow())
     bad = runner.invoke(args=["qlar", "webhook", "regenerate", "agent-123", "production", "--grace", "2y"])
     assert bad.exit_code == 2
 

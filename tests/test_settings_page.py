@@ -6,9 +6,10 @@ from conftest import PASSWORD
 from helpers import PAGE, page_version, save_form
 
 from qlar_console.audit.models import AuditEntry
+from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
 from qlar_console.extensions import db
-from qlar_console.settings.service import get_settings
+from qlar_console.settings.service import get_settings, signing_secrets
 
 
 def _secret(app) -> str:
@@ -127,12 +128,12 @@ def test_regenerate_needs_confirmation_then_replaces_key(client, auth, app):
     client.post("/agents/agent-123/production/webhook/regenerate", data={"grace": "none", "confirmed": "yes"})
     assert _secret(app) != old
     with app.app_context():
-        assert get_settings("agent-123", "production").previous_secret_ciphertext is None
+        settings = get_settings("agent-123", "production")
+        assert not settings.previous_secret_active(utcnow())
+        assert signing_secrets(settings) == [secret_box().decrypt(settings.secret_ciphertext)]
 
 
 def test_regenerate_with_grace_keeps_previous_until_revoked(client, auth, app):
-    from qlar_console.settings.service import signing_secrets
-
     auth.login("editor")
     old = client.post("/agents/agent-123/production/webhook/secret").json["secret"]
     client.post("/agents/agent-123/production/webhook/regenerate", data={"grace": "1h", "confirmed": "yes"})

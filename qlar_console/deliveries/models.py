@@ -66,3 +66,14 @@ class Attempt(db.Model):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)  # the first 16 KiB
     error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(db.Model):
+    """A dispatcher process's last sign of life, for the queue-health panel."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid
+    threads: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -4,12 +4,13 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from ..clock import utcnow
 from ..extensions import db
-from .models import EVENT_TYPES, FAILED, STATUSES, SUCCEEDED, Event
+from .models import EVENT_TYPES, FAILED, PENDING, STATUSES, SUCCEEDED, Event
+from .service import live_workers
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +108,33 @@ def daily_outcomes(days: int = CHART_DAYS, now: datetime | None = None) -> list[
         key = current.isoformat()
         result.append(DayCount(current, counts.get((key, SUCCEEDED), 0), counts.get((key, FAILED), 0)))
     return result
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    """The queue at a glance: backlog, failures, what comes next, and whether anyone is working it."""
+
+    now: datetime
+    oldest_pending_age: timedelta | None
+    pending: int
+    failed_24h: int
+    next_attempt_at: datetime | None
+    retry_times: list[datetime]  # when the tries of an event failing now would happen (before jitter)
+    workers: list
+
+
+def queue_health(schedule: list[float], worker_timeout: float, now: datetime | None = None) -> QueueHealth:
+    """Compute the queue-health panel of the Deliveries page."""
+    now = now or utcnow()
+    oldest, pending, next_at = db.session.execute(
+        select(func.min(Event.created_at), func.count(), func.min(Event.next_attempt_at)).where(Event.status == PENDING)
+    ).one()
+    failed = db.session.scalar(
+        select(func.count()).where(Event.status == FAILED, Event.created_at >= now - timedelta(hours=24))
+    )
+    times, at = [now], now
+    for delay in schedule:
+        at += timedelta(seconds=delay)
+        times.append(at)
+    return QueueHealth(now, now - oldest if oldest else None, pending, failed, next_at, times,
+                       live_workers(max(30.0, 2 * worker_timeout)))

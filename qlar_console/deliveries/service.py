@@ -16,7 +16,7 @@ from ..extensions import db
 from ..settings.service import get_settings, signing_secrets
 from ..signing import signature_headers
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
-from .models import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED, Attempt, Event
+from .models import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED, Attempt, Event, WorkerHeartbeat
 from .policy import parse_retry_after, retry_delay
 from .sender import Outcome, Sender
 
@@ -220,3 +220,23 @@ def notify_dispatcher() -> None:
     dispatcher = current_app.extensions.get("qlar_dispatcher")
     if dispatcher:
         dispatcher.notify()
+
+
+def heartbeat(worker: str, threads: int) -> None:
+    """Record that this dispatcher process is alive."""
+    row = db.session.get(WorkerHeartbeat, worker) or WorkerHeartbeat(id=worker, threads=threads)
+    row.threads, row.heartbeat_at = threads, utcnow()
+    db.session.add(row)
+    db.session.commit()
+
+
+def forget_worker(worker: str) -> None:
+    """A dispatcher stopped cleanly: it is no longer alive."""
+    db.session.execute(db.delete(WorkerHeartbeat).where(WorkerHeartbeat.id == worker))
+    db.session.commit()
+
+
+def live_workers(within_seconds: float = 30) -> list[WorkerHeartbeat]:
+    """Dispatchers whose heartbeat is recent."""
+    since = utcnow() - timedelta(seconds=within_seconds)
+    return list(db.session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.heartbeat_at >= since)))

@@ -159,11 +159,10 @@ def regenerate_secret(settings: EscalationSettings, actor: str, grace: str = "no
     if grace not in GRACE_PERIODS:
         raise SettingsError(f"Grace period must be one of: {', '.join(GRACE_PERIODS)}.")
     now, period = utcnow(), GRACE_PERIODS[grace]
-    if period and settings.secret_ciphertext:
-        settings.previous_secret_ciphertext = settings.secret_ciphertext
-        settings.previous_secret_expires_at = now + period
-    else:
-        settings.previous_secret_ciphertext = settings.previous_secret_expires_at = None
+    # The previous key is kept encrypted (never for signing once expired) so the signature debugger
+    # can tell a receiver it still holds the previous key.
+    settings.previous_secret_ciphertext = settings.secret_ciphertext
+    settings.previous_secret_expires_at = now + period if period else now
     settings.secret_ciphertext = secret_box().encrypt(generate_secret())
     settings.secret_created_at = now
     record(actor, "webhook.secret_regenerated",
@@ -174,7 +173,7 @@ def regenerate_secret(settings: EscalationSettings, actor: str, grace: str = "no
 
 def revoke_previous_secret(settings: EscalationSettings, actor: str) -> None:
     """End a rotation grace period now: only the current key validates from here on."""
-    settings.previous_secret_ciphertext = settings.previous_secret_expires_at = None
+    settings.previous_secret_expires_at = utcnow()
     record(actor, "webhook.previous_secret_revoked",
            agent_id=settings.agent_id, environment=settings.environment)
     db.session.commit()
@@ -186,6 +185,15 @@ def signing_secrets(settings: EscalationSettings, now: datetime | None = None) -
     keys = [box.decrypt(settings.secret_ciphertext)] if settings.secret_ciphertext else []
     if settings.previous_secret_active(now or utcnow()):
         keys.append(box.decrypt(settings.previous_secret_ciphertext))
+    return keys
+
+
+def debugger_keys(settings: EscalationSettings) -> dict[str, str]:
+    """The current key and the last previous one (even expired), for the signature debugger only."""
+    box = secret_box()
+    keys = {"current": box.decrypt(settings.secret_ciphertext)} if settings.secret_ciphertext else {}
+    if settings.previous_secret_ciphertext:
+        keys["previous"] = box.decrypt(settings.previous_secret_ciphertext)
     return keys
 
 
