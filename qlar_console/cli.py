@@ -1,6 +1,8 @@
 """`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
 import functools
+import random
 import sys
+import time
 
 import click
 from flask import current_app
@@ -15,6 +17,7 @@ from .deliveries.models import STATUSES, Event
 from .deliveries.service import DeliveryError
 from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, seed_demo
 from .escalations import service as lifecycle
+from .escalations import simulate
 from .escalations.service import TEMPLATES, TransitionError
 from .extensions import db
 from .settings import service
@@ -179,6 +182,43 @@ def escalation_complete(escalation_id, notes):
 def escalation_release(escalation_id):
     """Release a Claimed escalation back to Pending."""
     click.echo(f"{lifecycle.release(escalation_id).id} released")
+
+
+@qlar.command("simulate")
+@click.argument("agent_id")
+@click.argument("env")
+@click.option("--flows", type=click.IntRange(1, 1_000_000), required=True, help="How many full flows.")
+@click.option("--rate", type=click.FloatRange(0.01, 10_000), default=None, help="Flows per second (default: flat out).")
+@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=60, show_default=True,
+              help="Seconds to wait for deliveries before the summary.")
+@click.option("--seed", type=int, default=None, help="Random seed, to repeat a run.")
+@one_line_errors
+def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
+    """Send N synthetic escalation flows; Ctrl-C stops early. Ends with a delivery summary."""
+    service.get_settings(agent_id, env)  # unknown pair: one-line error before anything starts
+    dispatcher = current_app.extensions["qlar_dispatcher"]
+    own_dispatcher = not deliveries.live_workers()
+    if own_dispatcher:  # nobody else delivers: do it in this process for the run
+        dispatcher.start()
+    rng, done, started = random.Random(seed), [], time.monotonic()
+    try:
+        with click.progressbar(length=flows, label="Flows") as bar:
+            for index in range(flows):
+                simulate.pace(index, started, rate)
+                done.append(simulate.run_flow(agent_id, env, rng))
+                bar.update(1)
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted after {len(done)} flows.")
+    try:
+        summary = simulate.summarise(done, wait_seconds)
+    except KeyboardInterrupt:
+        summary = simulate.summarise(done, 0)
+    finally:
+        if own_dispatcher:
+            dispatcher.stop()
+    click.echo(f"Sent in {time.monotonic() - started:.1f}s.")
+    for line in summary.lines():
+        click.echo(line)
 
 
 @qlar.command("worker")

@@ -1,0 +1,30 @@
+"""`flask qlar simulate`: synthetic flows delivered to a real receiver, with a summary that adds up."""
+import re
+
+from qlar_console.deliveries.models import Event
+from qlar_console.extensions import db
+
+
+def test_simulate_small_run_counts_add_up(delivery_app, receiver):
+    result = delivery_app.test_cli_runner().invoke(
+        args=["qlar", "simulate", "agent-123", "production", "--flows", "6", "--rate", "50", "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    numbers = dict(re.findall(r"^(flows|events|delivered|failed|still pending): (\d+)$", result.output, re.M))
+    with delivery_app.app_context():
+        events = db.session.scalars(db.select(Event)).all()
+    assert numbers["flows"] == "6"
+    assert int(numbers["events"]) == len(events) >= 18  # created, claimed, completed (+ release, reclaim)
+    assert int(numbers["delivered"]) == len(events) == len(receiver.requests)
+    assert numbers["failed"] == "0" and numbers["still pending"] == "0"
+    assert re.search(r"time to delivery: p50 \d+ ms, p99 \d+ ms", result.output)
+    per_escalation = {}
+    for r in receiver.requests:
+        per_escalation.setdefault(r.json["escalation"]["id"], []).append(r.json["sequence"])
+    assert len(per_escalation) == 6
+    assert all(seqs == sorted(seqs) for seqs in per_escalation.values())  # order held per escalation
+
+
+def test_simulate_unknown_pair_is_one_line_error(runner):
+    result = runner.invoke(args=["qlar", "simulate", "agent-404", "production", "--flows", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: No agent 'agent-404' with environment 'production'."
