@@ -10,11 +10,11 @@ $(BIN)/.deps: requirements.txt
 	$(BIN)/pip install -q -r requirements.txt
 	touch $@
 
-## run: migrate, seed the demo, start the console (and its dispatcher) on http://127.0.0.1:5000
+## run: migrate, seed the demo, start the console (+ dispatcher) on http://127.0.0.1:5000 and the receiver on :8443
 run: $(BIN)/.deps
 	$(BIN)/flask db upgrade
 	$(BIN)/flask qlar demo
-	QLAR_ALLOW_PRIVATE_TARGETS=1 $(BIN)/flask qlar serve --host 127.0.0.1 --port 5000
+	QLAR_ALLOW_PRIVATE_TARGETS=1 $(BIN)/flask qlar serve --host 127.0.0.1 --port 5000 --receiver-port 8443
 
 ## test: the whole test suite
 test: $(BIN)/.deps

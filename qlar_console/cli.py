@@ -15,15 +15,17 @@ from .crypto import MASKED, MasterKeyError
 from .deliveries import service as deliveries
 from .deliveries.models import STATUSES, Event
 from .deliveries.service import DeliveryError
-from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, seed_demo
+from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, DEMO_WEBHOOK_URL, seed_demo, start_reference_receiver
 from .escalations import service as lifecycle
 from .escalations import simulate
 from .escalations.service import TEMPLATES, TransitionError
 from .extensions import db
+from .receiver.cli import receiver_command
 from .settings import service
 from .webhook_url import InvalidWebhookURL
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
+qlar.add_command(receiver_command)
 CLI_ACTOR = "cli"
 
 
@@ -134,8 +136,9 @@ def rotate_master_key():
 @one_line_errors
 def demo():
     """Seed the demo (agent-123 with production and staging, an admin); prints the password once."""
-    password = seed_demo()
-    click.echo(f"Demo ready: {DEMO_AGENT} with {', '.join(DEMO_ENVIRONMENTS)}.")
+    password = seed_demo(current_app.instance_path)
+    click.echo(f"Demo ready: {DEMO_AGENT} with {', '.join(DEMO_ENVIRONMENTS)}; "
+               f"staging's webhook points at the reference receiver {DEMO_WEBHOOK_URL}.")
     if password:
         click.echo(f"Log in at http://127.0.0.1:5000/login as admin with password: {password}")
         click.echo("(This password is shown only once.)")
@@ -273,15 +276,20 @@ def purge():
 @qlar.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=5000, show_default=True)
-def serve(host, port):
-    """Serve the console with its embedded dispatcher (what `make run` starts); Ctrl-C stops both."""
+@click.option("--receiver-port", type=int, default=None,
+              help="Also run the reference receiver on https://127.0.0.1:PORT (make run uses 8443).")
+def serve(host, port, receiver_port):
+    """Serve the console with its embedded dispatcher (and the reference receiver); Ctrl-C stops all."""
     from werkzeug.serving import run_simple
 
     app = current_app._get_current_object()
     dispatcher = app.extensions["qlar_dispatcher"]
+    receiver = start_reference_receiver(app, receiver_port) if receiver_port else None
     if app.config["WORKER"] == "embedded":
         dispatcher.start()
     try:
         run_simple(host, port, app, threaded=True)
     finally:
         dispatcher.stop()
+        if receiver:
+            receiver.shutdown()

@@ -1,17 +1,48 @@
-"""The demo that `make run` seeds: agent-123 with production and staging, and an admin."""
+"""The demo that `make run` seeds and serves: agent-123 (production, staging), an admin, the reference receiver."""
+import click
+from flask import Flask
+
 from .auth.models import User
 from .auth.service import create_user
 from .extensions import db
-from .settings.service import add_agent
+from .receiver.app import create_receiver_app, serve_receiver_in_thread
+from .receiver.certs import ensure_local_ca
+from .settings.service import SettingsChange, add_agent, all_settings, get_settings, save_settings, signing_secrets
 
 DEMO_AGENT = "agent-123"
 DEMO_ENVIRONMENTS = ["production", "staging"]
+RECEIVER_PORT = 8443
+DEMO_WEBHOOK_URL = f"https://127.0.0.1:{RECEIVER_PORT}/webhook"
 
 
-def seed_demo() -> str | None:
-    """Create what is missing; returns the admin's one-time password when the admin is new."""
+def seed_demo(instance_path: str) -> str | None:
+    """Create what is missing; returns the admin's one-time password when the admin is new.
+
+    The staging webhook points at the reference receiver (once, while nobody has saved staging yet),
+    and the local CA the receiver's certificate comes from is created for the console to trust.
+    """
+    ensure_local_ca(instance_path)
     add_agent(DEMO_AGENT, DEMO_ENVIRONMENTS, "demo")
+    staging = get_settings(DEMO_AGENT, "staging")
+    if staging.saved_at is None:
+        save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=DEMO_WEBHOOK_URL),
+                      expected_version=staging.version, actor="demo")
     if db.session.scalar(db.select(User).filter_by(username="admin")):
         return None
     _, password = create_user("admin", "admin", actor="demo")
     return password
+
+
+def start_reference_receiver(app: Flask, port: int = RECEIVER_PORT):
+    """Serve the reference receiver on https://127.0.0.1:port in a thread, holding the keys of the
+    webhooks that point at it; returns the server (call .shutdown() to stop it)."""
+    prefix = f"https://127.0.0.1:{port}/"
+    keys = [key for s in all_settings() if (s.webhook_url or "").startswith(prefix) for key in signing_secrets(s)]
+    receiver = create_receiver_app(keys)
+    try:
+        server, _ = serve_receiver_in_thread(receiver, "127.0.0.1", port, ensure_local_ca(app.instance_path))
+    except OSError as exc:
+        click.echo(f" * Reference receiver not started: port {port} is busy ({exc.strerror}).", err=True)
+        return None
+    click.echo(f" * Reference receiver on {prefix} (traces) with webhook {prefix}webhook")
+    return server

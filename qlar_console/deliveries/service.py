@@ -30,13 +30,16 @@ class DeliveryError(Exception):
 
 
 def ca_bundle(app: Flask) -> str | bool:
-    """What TLS verification trusts: the system bundle, plus QLAR_CA_BUNDLE's CA when set."""
-    extra = app.config.get("CA_BUNDLE")
-    if not extra:
+    """What TLS verification trusts: the system bundle, plus QLAR_CA_BUNDLE and the local demo CA if present."""
+    extras = [Path(app.config["CA_BUNDLE"])] if app.config.get("CA_BUNDLE") else []
+    local_ca = Path(app.instance_path) / "ca" / "ca.pem"  # made by `flask qlar demo` for the reference receiver
+    if local_ca.exists():
+        extras.append(local_ca)
+    if not extras:
         return True
     combined = Path(app.instance_path) / "ca-bundle.pem"
     combined.parent.mkdir(parents=True, exist_ok=True)
-    combined.write_text(Path(certifi.where()).read_text() + "\n" + Path(extra).read_text())
+    combined.write_text("\n".join([Path(certifi.where()).read_text(), *(p.read_text() for p in extras)]))
     return str(combined)
 
 

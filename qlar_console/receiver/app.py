@@ -1,0 +1,123 @@
+"""The reference receiver's Flask app (a factory), its held state, and serving it over HTTPS in a thread."""
+import logging
+import secrets
+import socket
+import threading
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from ..config import ROOT
+from ..crypto import install_log_redaction
+from ..security import CSP
+from .certs import CertPaths, ssl_context
+from .store import DEFAULT_RETENTION_SECONDS, DEFAULT_TRACE_CAPACITY, KeyRing, SeenEvents, TraceStore
+from .views import bp
+from .webhook import receive
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "qlar_receiver"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ReceiverState:
+    """What one receiver holds: its keys, traces, processed event ids and the traces-page form token."""
+
+    def __init__(self, keys: list[str], retention_seconds: float, capacity: int = DEFAULT_TRACE_CAPACITY):
+        self.keys = KeyRing(keys)
+        self.traces = TraceStore(retention_seconds, capacity)
+        self.seen = SeenEvents()
+        self.form_token = secrets.token_urlsafe(32)  # per process: the form needs no cookie
+
+    def set_keys(self, keys: list[str]) -> None:
+        """Replace the held keys (each whsec_ + base64) on a running receiver."""
+        self.keys.set_keys(keys)
+        log.info("receiver keys replaced: %s", ", ".join(self.keys.fingerprints()) or "none")
+
+    def receive(self, body: bytes, headers) -> tuple[int, dict]:
+        """Answer one webhook request and trace it."""
+        return receive(self.keys, self.seen, self.traces, body, headers)
+
+
+def create_receiver_app(keys: list[str] | None = None,
+                        retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> Flask:
+    """Build a reference receiver holding `keys` and keeping traces for `retention_seconds`."""
+    install_log_redaction()
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions[EXTENSION] = ReceiverState(list(keys or []), retention_seconds)
+    app.register_blueprint(bp)
+    init_headers(app)
+    init_errors(app)
+    return app
+
+
+def receiver_state(app: Flask) -> ReceiverState:
+    """The state of a receiver app (keys, traces), e.g. to call set_keys from the console."""
+    return app.extensions[EXTENSION]
+
+
+def init_headers(app: Flask) -> None:
+    """A strict CSP and no caching: the pages show request traces."""
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def init_errors(app: Flask) -> None:
+    """HTTP errors as one clear JSON line; a wrong method says which one to use."""
+
+    @app.errorhandler(MethodNotAllowed)
+    def method_not_allowed(error):
+        allowed = ", ".join(sorted(m for m in error.valid_methods or [] if m != "OPTIONS"))
+        message = f"method {request.method} is not allowed on {request.path}; use {allowed}"
+        if request.path == "/webhook":
+            message += " with a signed JSON body"
+        return jsonify(error=message), 405, {"Allow": allowed}
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if error.code == 404:
+            return jsonify(error=f"nothing at {request.path}; webhooks go to POST /webhook"), 404
+        return jsonify(error=error.description), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        log.exception("receiver error on %s %s", request.method, request.path)
+        return jsonify(error="internal error in the receiver"), 500
+
+
+def make_receiver_server(app: Flask, host: str, port: int, cert_paths: CertPaths) -> BaseWSGIServer:
+    """A threaded HTTPS server for the receiver (port 0 picks a free one: see server.server_port).
+
+    Raises OSError when the address cannot be bound (werkzeug alone would print and exit the process).
+    """
+    context = ssl_context(cert_paths)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.create_server((host, port), family=family, backlog=128) as listener:
+        server = make_server(host, port, app, threaded=True, ssl_context=context, fd=listener.fileno())
+    server.server_port = server.port  # HTTPServer sets it only when it binds the socket itself
+    return server
+
+
+def serve_receiver_in_thread(app: Flask, host: str, port: int,
+                             cert_paths: CertPaths) -> tuple[BaseWSGIServer, threading.Thread]:
+    """Start the receiver in a daemon thread; stop it with server.shutdown() then thread.join()."""
+    server = make_receiver_server(app, host, port, cert_paths)
+    thread = threading.Thread(target=server.serve_forever, name="qlar-receiver", daemon=True)
+    thread.start()
+    log.info("reference receiver on https://%s:%s/", host, server.server_port)
+    return server, thread

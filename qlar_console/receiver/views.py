@@ -1,0 +1,72 @@
+"""The receiver's routes: POST /webhook, the traces page, /traces.json, and the key form."""
+import hmac
+import logging
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+
+from .store import InvalidReceiverKey
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("receiver", __name__)
+
+BAD_TOKEN = "The form was sent without its security token: reload this page and submit it again."
+
+
+def _state():
+    return current_app.extensions["qlar_receiver"]
+
+
+@bp.post("/webhook", provide_automatic_options=False)
+def webhook():
+    """Verify, validate and route one event; the raw body bytes are what is verified."""
+    status, answer = _state().receive(request.get_data(), request.headers)
+    return jsonify(answer), status
+
+
+@bp.get("/")
+def traces_page():
+    """The traces page: newest request first, with its verdict, outcome and status."""
+    message = None
+    if request.args.get("key") == "replaced":
+        message = "Key replaced: requests signed with the previous key are now rejected."
+    return render_template("receiver/index.html", message=message, **_page())
+
+
+@bp.get("/traces.json")
+def traces_json():
+    """The same traces as JSON, newest first, for tests and scripts."""
+    state = _state()
+    return jsonify(
+        traces=[trace.to_dict() for trace in state.traces.list()],
+        retention_seconds=state.traces.retention_seconds,
+        capacity=state.traces.capacity,
+        key_fingerprints=state.keys.fingerprints(),
+    )
+
+
+@bp.post("/secret")
+def set_secret():
+    """Replace the held key with the one pasted in the form (token required; the key is never shown)."""
+    state = _state()
+    token = request.form.get("token", "")
+    if not hmac.compare_digest(token.encode(), state.form_token.encode()):
+        log.warning("key form rejected: missing or wrong form token")
+        return render_template("receiver/index.html", form_error=BAD_TOKEN, **_page()), 400
+    try:
+        state.set_keys([request.form.get("secret", "")])
+    except InvalidReceiverKey as exc:
+        return render_template("receiver/index.html", secret_error=str(exc), **_page()), 400
+    return redirect(url_for(".traces_page", key="replaced"), 303)
+
+
+def _page() -> dict:
+    state = _state()
+    return {
+        "traces": state.traces.list(),
+        "fingerprints": state.keys.fingerprints(),
+        "form_token": state.form_token,
+        "retention_seconds": state.traces.retention_seconds,
+        "capacity": state.traces.capacity,
+        "webhook_url": url_for(".webhook", _external=True),
+    }

@@ -1,0 +1,145 @@
+"""The receiver's webhook rules: verify the signature, validate, route by eventType, process each event once, trace."""
+import json
+import logging
+from collections.abc import Mapping
+
+from ..crypto import redact
+from ..signing import verify_qlar_signature
+from .store import KeyRing, SeenEvents, Trace, TraceStore, utc_now_iso
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Qlar-Signature"
+VALID = "signature valid"
+MISSING_SIGNATURE = "rejected (401): missing signature"
+SIGNATURE_MISMATCH = "rejected (401): signature mismatch"
+BODY_EXCERPT_BYTES = 2048
+HIDDEN_HEADERS = {"authorization", "cookie", "proxy-authorization"}
+MAX_HEADER_CHARS = 1024
+
+
+def _text(value, limit: int = 64) -> str:
+    """Untrusted payload text, shortened for a trace line."""
+    return str(value)[:limit]
+
+
+def on_created(payload: dict) -> str:
+    """A new escalation: a real integration would open a helpdesk ticket."""
+    escalation = payload["escalation"]
+    urgency = _text(escalation.get("urgencyLevel") or "unknown")
+    return f"would open a ticket for {_text(escalation['id'])} ({urgency} urgency)"
+
+
+def on_claimed(payload: dict) -> str:
+    """A supervisor claimed it: assign the ticket."""
+    escalation = payload["escalation"]
+    who = _text(escalation.get("claimedBy") or "the supervisor who claimed it")
+    return f"would assign the ticket for {_text(escalation['id'])} to {who}"
+
+
+def on_completed(payload: dict) -> str:
+    """Resolved: close the ticket with the resolution notes."""
+    return f"would close the ticket for {_text(payload['escalation']['id'])} with the resolution notes"
+
+
+def on_released(payload: dict) -> str:
+    """Ownership released: put the ticket back in the queue."""
+    return f"would return the ticket for {_text(payload['escalation']['id'])} to the queue"
+
+
+HANDLERS = {"created": on_created, "claimed": on_claimed, "completed": on_completed, "released": on_released}
+
+
+def parse_event(body: bytes) -> tuple[dict | None, str | None]:
+    """The event as a dict, or None and the reason it cannot be used (ignoring unknown fields)."""
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None, "invalid JSON"
+    if not isinstance(payload, dict):
+        return None, "body must be a JSON object"
+    escalation = payload.get("escalation")
+    fields = (("eventType", payload.get("eventType")), ("timestamp", payload.get("timestamp")),
+              ("escalation.id", escalation.get("id") if isinstance(escalation, dict) else None))
+    for name, value in fields:
+        if value is None or value == "":
+            return None, f"missing {name}"
+        if not isinstance(value, str):
+            return None, f"{name} must be a string"
+    return payload, None
+
+
+def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request headers for a trace: credentials hidden, anything key-like redacted, long values cut."""
+    return {name: "[hidden]" if name.lower() in HIDDEN_HEADERS else redact(value)[:MAX_HEADER_CHARS]
+            for name, value in headers.items()}
+
+
+def body_excerpt(body: bytes) -> str:
+    """The start of a verified body, as text, for the traces page."""
+    text = body[:BODY_EXCERPT_BYTES].decode("utf-8", "replace")
+    return redact(text) + ("…" if len(body) > BODY_EXCERPT_BYTES else "")
+
+
+def receive(keys: KeyRing, seen: SeenEvents, traces: TraceStore, body: bytes, headers: Mapping[str, str],
+            method: str = "POST", path: str = "/webhook") -> tuple[int, dict]:
+    """Answer one webhook request (status, JSON body) and keep its trace."""
+    trace = Trace(received_at=utc_now_iso(), method=method, path=path, verdict="", status=0,
+                  event_type=headers.get("X-Qlar-Event"), event_id=headers.get("webhook-id"),
+                  request_headers=safe_headers(headers))
+    status, answer = _answer(keys, seen, body, headers, trace)
+    trace.status = status
+    trace.response_body = json.dumps(answer)
+    traces.add(trace)
+    return status, answer
+
+
+def _answer(keys: KeyRing, seen: SeenEvents, body: bytes, headers: Mapping[str, str],
+            trace: Trace) -> tuple[int, dict]:
+    ref = repr(_text(headers.get("webhook-id") or "(no webhook-id)"))
+    signature = (headers.get(SIGNATURE_HEADER) or "").strip()
+    if not signature:
+        log.warning("webhook %s rejected: missing %s", ref, SIGNATURE_HEADER)
+        trace.verdict = MISSING_SIGNATURE
+        return 401, {"error": f"missing {SIGNATURE_HEADER}"}
+    held = keys.keys()
+    if not verify_qlar_signature(held, body, signature):
+        why = "no key is set on the receiver" if not held else f"checked against {len(held)} key(s)"
+        log.warning("webhook %s rejected: signature mismatch (%d body bytes; %s)", ref, len(body), why)
+        trace.verdict = SIGNATURE_MISMATCH
+        return 401, {"error": "signature mismatch"}
+
+    trace.body_excerpt = body_excerpt(body)
+    payload, problem = parse_event(body)
+    if problem:
+        log.warning("webhook %s rejected: %s", ref, problem)
+        trace.verdict = f"rejected (400): {problem}"
+        return 400, {"error": problem}
+
+    trace.verdict = VALID
+    event_type = payload["eventType"]
+    event_id = payload.get("eventId") if isinstance(payload.get("eventId"), str) else headers.get("webhook-id")
+    sequence = payload.get("sequence")
+    trace.event_type, trace.event_id = event_type, event_id
+    trace.escalation_id = payload["escalation"]["id"]
+    trace.sequence = sequence if isinstance(sequence, int | str) and not isinstance(sequence, bool) else None
+
+    handler = HANDLERS.get(event_type)
+    if handler is None:
+        log.info("webhook %s skipped: unknown eventType %r", ref, _text(event_type))
+        trace.outcome = "skipped"
+        return 200, {"status": "skipped"}
+    if event_id and not seen.claim(event_id):
+        log.info("webhook %s: event %r already processed", ref, _text(event_id))
+        trace.outcome = "duplicate"
+        return 200, {"status": "duplicate"}
+    try:
+        trace.action = handler(payload)
+    except Exception:
+        if event_id:
+            seen.release(event_id)  # let the sender's retry be processed
+        log.exception("webhook %s: the %s handler failed", ref, event_type)
+        trace.outcome = "failed"
+        return 500, {"error": "processing failed"}
+    trace.outcome = "processed"
+    return 200, {"status": "processed"}
