@@ -10,6 +10,7 @@ from .config import ROOT, load_config
 from .crypto import install_log_redaction
 from .deliveries.views import bp as deliveries_bp
 from .dispatcher import Dispatcher
+from .escalations.views import bp as escalations_bp
 from .extensions import csrf, db, login_manager, migrate
 from .security import init_security
 from .settings.views import bp as settings_bp
@@ -47,5 +48,5 @@ def init_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
-    for bp in (auth_bp, settings_bp, deliveries_bp, audit_bp):
+    for bp in (auth_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp):
         app.register_blueprint(bp)

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -25,8 +26,8 @@ def _worker(app, tmp_path, receiver) -> subprocess.Popen:
         "QLAR_MASTER_KEY": MASTER_KEY,
         "QLAR_CA_BUNDLE": str(receiver.ca_file),
         "QLAR_ALLOW_PRIVATE_TARGETS": "1",
-        "QLAR_TIMEOUT_SECONDS": "2",
-        "QLAR_LEASE_SECONDS": "3",
+        "QLAR_TIMEOUT_SECONDS": "3",
+        "QLAR_LEASE_SECONDS": "4",
         "QLAR_RETRY_SCHEDULE": "200ms",
     }
     flask = Path(sys.executable).parent / "flask"
@@ -35,7 +36,14 @@ def _worker(app, tmp_path, receiver) -> subprocess.Popen:
 
 
 def test_killed_worker_mid_send_is_resent_after_lease_expiry(delivery_app, receiver, tmp_path):
-    receiver.respond = lambda r: (200, {}, 1.5) if len(receiver.requests) == 1 else (200, {}, 0)
+    killed = threading.Event()
+
+    def respond(received):
+        if len(receiver.requests) == 1:
+            killed.wait(5)  # hold the first request open until its worker is dead
+        return 200, {}, 0
+
+    receiver.respond = respond
     worker = _worker(delivery_app, tmp_path, receiver)
     try:
         output = b""
@@ -49,6 +57,7 @@ def test_killed_worker_mid_send_is_resent_after_lease_expiry(delivery_app, recei
         worker.send_signal(signal.SIGKILL)  # mid-send: the receiver is still answering
         worker.wait(timeout=5)
     finally:
+        killed.set()
         if worker.poll() is None:
             worker.kill()
             worker.wait()
@@ -61,7 +70,7 @@ def test_killed_worker_mid_send_is_resent_after_lease_expiry(delivery_app, recei
     first, second = receiver.wait_for(2, timeout=10)
     waited = time.monotonic() - started
     assert first.headers["Webhook-Id"] == second.headers["Webhook-Id"] and first.body == second.body
-    assert waited < 6  # the lease (3s) expired, then the waiting dispatcher took it at once
+    assert waited < 8  # the lease (4s) expired, then the waiting dispatcher took it up
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         with delivery_app.app_context():
