@@ -1,5 +1,7 @@
 """Fixtures: a fresh app and database per test, role users, and login helpers."""
+import os
 import threading
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -106,3 +108,23 @@ def delivery_app(tmp_path, receiver):
         save_settings(settings, change, expected_version=settings.version, actor="test")
     yield app
     app.extensions["qlar_dispatcher"].stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Debian Chromium for the session (skipped without it locally, a failure in CI)."""
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: CI must install Debian's chromium for the browser tests.")
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
