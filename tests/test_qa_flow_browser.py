@@ -9,10 +9,10 @@ import threading
 import time
 
 import pytest
+from conftest import PASSWORD, make_app
 from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
-from conftest import PASSWORD, make_app
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
 from qlar_console.settings.service import SettingsChange, get_settings, save_settings, signing_secrets
