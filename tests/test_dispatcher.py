@@ -302,3 +302,35 @@ def test_embedded_dispatcher_starts_once_on_first_request(tmp_path):
     finally:
         dispatcher.stop()
     assert not dispatcher.running
+
+
+@pytest.mark.parametrize(("setup", "error"), [
+    ("untrusted_ca", "TLS error"),
+    ("closed_port", "Connection failed"),
+])
+def test_transport_failures_become_attempts(delivery_app, receiver, setup, error):
+    dispatcher = delivery_app.extensions["qlar_dispatcher"]
+    if setup == "untrusted_ca":
+        delivery_app.config["CA_BUNDLE"] = None  # the test CA is no longer trusted
+        dispatcher.init_app(delivery_app)
+    else:
+        runner = delivery_app.test_cli_runner()
+        runner.invoke(args=["qlar", "webhook", "set", *ENV, "--url", "https://127.0.0.1:9/webhook"])
+    with delivery_app.app_context():
+        lifecycle.create_escalation(*ENV)
+        dispatcher.drain(limit=1)
+    event = _events(delivery_app)[0]
+    assert event.status == "pending" and event.attempts[0].error.startswith(error)
+    assert event.attempts[0].response_status is None and event.attempts[0].next_attempt_at is not None
+
+
+def test_secret_never_logged_or_stored_in_attempts(delivery_app, receiver, caplog):
+    caplog.set_level("DEBUG")
+    _flow(delivery_app)
+    with delivery_app.app_context():
+        delivery_app.extensions["qlar_dispatcher"].drain()
+    secret = _secret(delivery_app)
+    attempts = [a for e in _events(delivery_app) for a in e.attempts]
+    assert len(attempts) == 3 and caplog.text
+    assert secret not in caplog.text and secret[6:] not in caplog.text
+    assert all(secret not in json.dumps(a.request_headers) for a in attempts)
