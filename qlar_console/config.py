@@ -47,8 +47,12 @@ def load_config(app: Flask, overrides: dict | None) -> None:
         app.config.from_mapping(overrides)
     if app.config.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
-    if not app.config["SQLALCHEMY_DATABASE_URI"]:
-        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'qlar.db'}"
+    uri = app.config["SQLALCHEMY_DATABASE_URI"] or f"sqlite:///{Path(app.instance_path) / 'qlar.db'}"
+    if uri.startswith(("postgres://", "postgresql://")):  # the common form: use psycopg 3
+        uri = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    if uri.startswith("postgresql"):  # survive a database restart: test pooled connections before use
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     _ensure_secret_key(app)
 
 

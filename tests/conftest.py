@@ -18,8 +18,28 @@ MASTER_KEY = Fernet.generate_key().decode()
 FAST_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # scrypt costs ~0.2s per user
 
 
+PG_URL = os.environ.get("QLAR_TEST_DATABASE_URL")
+PG_HOWTO = ("PostgreSQL runs of the suite need QLAR_TEST_DATABASE_URL, e.g. "
+            "QLAR_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test make test")
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL URL; skips without one (a failure in CI, where it must be set)."""
+    if not PG_URL:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI=true but QLAR_TEST_DATABASE_URL is not set. {PG_HOWTO}")
+        pytest.skip(PG_HOWTO)
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Each test using the app fixtures runs on SQLite, and on PostgreSQL when one is configured."""
+    return f"sqlite:///{tmp_path / 'qlar.db'}" if request.param == "sqlite" else postgres_url()
+
+
 def make_app(tmp_path, **overrides):
-    """An app on its own SQLite file in tmp_path, with the demo agent and one user per role."""
+    """An app on a fresh database (SQLite in tmp_path unless overridden), the demo agent, one user per role."""
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
@@ -31,6 +51,8 @@ def make_app(tmp_path, **overrides):
     config.update(overrides)
     app = create_app(config)
     with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.drop_all()  # a fresh schema per test on the shared test database
         db.create_all()
         add_agent("agent-123", ["production", "staging"], "test")
         for name, role in (("viewer", "viewer"), ("editor", "editor"), ("admin", "admin"), ("editor2", "editor")):
@@ -40,9 +62,18 @@ def make_app(tmp_path, **overrides):
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, database_url):
     """A fresh console with CSRF off (tests that check CSRF build their own)."""
-    return make_app(tmp_path)
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=database_url)
+    yield app
+    dispose(app)
+
+
+def dispose(app) -> None:
+    """Stop the app's dispatcher and close its pooled database connections."""
+    app.extensions["qlar_dispatcher"].stop()
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -83,6 +114,7 @@ def live_server(tmp_path):
     yield f"http://127.0.0.1:{server.server_port}", app
     server.shutdown()
     thread.join(timeout=5)
+    dispose(app)
 
 
 @pytest.fixture
@@ -96,18 +128,19 @@ def receiver(tmp_path):
 
 
 @pytest.fixture
-def delivery_app(tmp_path, receiver):
+def delivery_app(tmp_path, receiver, database_url):
     """An app whose agent-123 · production webhook points at the test receiver, with short retries."""
     from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
-    app = make_app(tmp_path, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=database_url, CA_BUNDLE=str(receiver.ca_file),
+                   ALLOW_PRIVATE_TARGETS=True,
                    RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4, SLOWDOWN_SECONDS=0.3)
     with app.app_context():
         settings = get_settings("agent-123", "production")
         change = SettingsChange(webhook_enabled=True, webhook_url=receiver.url)
         save_settings(settings, change, expected_version=settings.version, actor="test")
     yield app
-    app.extensions["qlar_dispatcher"].stop()
+    dispose(app)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -145,8 +145,11 @@ def test_keyset_pagination_without_offset(delivery_app):
     assert 'href="/deliveries">Newest</a>' in second and "Older" not in second
     sa_event.remove(engine, "before_cursor_execute", remember)
     (_, first_params), (keyset, second_params) = statements
-    assert "WHERE events.id < ?" in keyset and second_params[0] == first_ids[-1]
-    assert first_params[-1] == second_params[-1] == 0  # SQLAlchemy's SQLite dialect always says OFFSET; it is 0
+    assert "WHERE events.id <" in keyset and first_ids[-1] in str(second_params)
+    if engine.dialect.name == "sqlite":  # SQLAlchemy's SQLite dialect always says OFFSET; it is 0
+        assert first_params[-1] == second_params[-1] == 0
+    else:
+        assert "OFFSET" not in keyset
 
 
 def test_older_link_keeps_the_filters(delivery_app):

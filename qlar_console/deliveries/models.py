@@ -5,6 +5,7 @@ from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
+from ..escalations.models import Escalation
 from ..extensions import db
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
@@ -24,6 +25,7 @@ class Event(db.Model):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_..., sortable by creation time
     escalation_id: Mapped[str] = mapped_column(ForeignKey("escalations.id"))
+    escalation: Mapped["Escalation"] = relationship()  # also orders the INSERTs: escalation first
     agent_id: Mapped[str] = mapped_column(String(64))
     environment: Mapped[str] = mapped_column(String(64))
     event_type: Mapped[str] = mapped_column(String(32))

@@ -52,7 +52,7 @@ def record_event(escalation: Escalation, event_type: str, settings: EscalationSe
     queued = settings.webhook_enabled and bool(settings.webhook_url)
     event = Event(
         id=event_id,
-        escalation_id=escalation.id,
+        escalation=escalation,
         agent_id=escalation.agent_id,
         environment=escalation.environment,
         event_type=event_type,
