@@ -1,6 +1,7 @@
 """`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
 import functools
 import random
+import signal
 import sys
 import time
 
@@ -228,15 +229,13 @@ def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Worker threads (default 2).")
 def worker(threads):
     """Run the dispatcher standalone until interrupted (SIGINT or SIGTERM)."""
-    import signal
-
     dispatcher = current_app.extensions["qlar_dispatcher"]
-    signal.signal(signal.SIGTERM, lambda *_: dispatcher._stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: dispatcher.request_stop())
     dispatcher.start(threads)
     click.echo(f"Worker running with {threads or current_app.config['DISPATCHER_THREADS']} threads; Ctrl-C stops.")
     try:
-        while dispatcher.running and not dispatcher._stop.wait(0.5):
-            pass
+        while dispatcher.running:
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     dispatcher.stop()

@@ -25,6 +25,7 @@ class Defaults:
     # Delivery (DESIGN.md "Delivery semantics")
     WORKER = "embedded"  # "external": no dispatcher thread in the web process; run `flask qlar worker`
     DISPATCHER_THREADS = 2
+    ENDPOINT_CONCURRENCY: int | None = None  # threads one endpoint may hold; default half of them (at least 1)
     TIMEOUT_SECONDS = 15
     LEASE_SECONDS = 60
     RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"

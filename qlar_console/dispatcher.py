@@ -2,16 +2,16 @@
 
 Embedded (default): threads of the web process, started on its first request (so a reloader's
 parent never starts them) or by `flask qlar serve`. Standalone: `flask qlar worker`.
-New events wake the workers at once: in-process through an Event, across processes through a
-datagram on an abstract Unix socket named after the database; a short poll is only the fallback.
+New events wake the workers at once: in-process through an Event, across processes through the
+database's wake-up channel (wakeup.py); a short poll is only the fallback.
 """
 import atexit
-import hashlib
 import logging
 import os
 import socket
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 from flask import Flask
@@ -19,6 +19,7 @@ from flask import Flask
 from .deliveries import service as deliveries
 from .deliveries.policy import parse_duration, parse_schedule
 from .deliveries.sender import Sender
+from .wakeup import wakeup_for
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._listener: socket.socket | None = None
         self._lock = threading.Lock()
+        self._claim_lock = threading.Lock()
+        self._inflight: Counter = Counter()  # (agent, environment) -> sends in progress in this process
         if app is not None:
             self.init_app(app)
 
@@ -54,7 +56,9 @@ class Dispatcher:
         self.sender = Sender(
             timeout=self.timeout, verify=deliveries.ca_bundle(app), allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"])
         )
-        self.address = "\0qlar-dispatch-" + hashlib.sha256(cfg["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:24]
+        self.wakeup = wakeup_for(app)
+        threads = int(cfg["DISPATCHER_THREADS"])
+        self.endpoint_limit = int(cfg["ENDPOINT_CONCURRENCY"] or max(1, threads // 2))
         self.app = app
         app.extensions["qlar_dispatcher"] = self
         if cfg["WORKER"] == "embedded" and not app.testing:
@@ -72,12 +76,13 @@ class Dispatcher:
             if self._threads:
                 return
             self._stop.clear()
-            self._listener = self._bind_listener()
             count = self.thread_count = threads or int(self.app.config["DISPATCHER_THREADS"])
+            if threads and not self.app.config["ENDPOINT_CONCURRENCY"]:
+                self.endpoint_limit = max(1, threads // 2)
             self._threads = [threading.Thread(target=self._work, args=(i,), name=f"qlar-dispatcher-{i}", daemon=True)
                              for i in range(count)]
-            if self._listener:
-                self._threads.append(threading.Thread(target=self._listen, name="qlar-dispatcher-wake", daemon=True))
+            self._threads.append(threading.Thread(
+                target=self.wakeup.listen, args=(self._wake.set, self._stop), name="qlar-dispatcher-wake", daemon=True))
             for thread in self._threads:
                 thread.start()
             atexit.register(self.stop)
@@ -86,14 +91,10 @@ class Dispatcher:
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking work, let in-flight sends finish (up to the timeout), and join the threads."""
         self._stop.set()
-        if self._listener:
-            self.notify()  # unblocks the listener's recv
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout if timeout is not None else self.timeout + 1)
-        if self._listener:
-            self._listener.close()
-        self._threads, self._listener = [], None
+        self._threads = []
 
     def _start_embedded(self) -> None:
         if not self._threads:
@@ -102,31 +103,14 @@ class Dispatcher:
     # -- waking ------------------------------------------------------------------------------
 
     def notify(self) -> None:
-        """New work: wake this process's workers and, through the socket, any other process's."""
+        """New work: wake this process's workers at once, and other processes' through the database's channel."""
         self._wake.set()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto(b"1", self.address)
-            except OSError:
-                pass  # nobody listening: the workers' poll picks the work up
+        self.wakeup.notify()
 
-    def _bind_listener(self) -> socket.socket | None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            sock.bind(self.address)
-        except OSError:
-            sock.close()
-            log.info("another dispatcher listens for wake-ups on this database; polling every %gs", self.poll)
-            return None
-        return sock
-
-    def _listen(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._listener.recv(64)
-            except OSError:
-                return
-            self._wake.set()
+    def request_stop(self) -> None:
+        """Ask the workers to stop after their current send (a signal handler may call this)."""
+        self._stop.set()
+        self._wake.set()
 
     # -- work --------------------------------------------------------------------------------
 
@@ -173,11 +157,23 @@ class Dispatcher:
         return last_purge, last_beat
 
     def run_one(self, worker_id: str = "inline") -> bool:
-        """Claim one due event and deliver it; False when nothing is due (needs an app context)."""
-        event_id = deliveries.claim_next(worker_id, timedelta(seconds=self.lease))
-        if event_id is None:
-            return False
-        finished = deliveries.deliver(event_id, worker_id, self.sender, self.schedule, self.slowdown)
+        """Claim one due event and deliver it; False when nothing is due (needs an app context).
+
+        No endpoint gets more than `endpoint_limit` of this process's threads, so one slow receiver
+        cannot hold up the others' events.
+        """
+        with self._claim_lock:
+            busy = [pair for pair, count in self._inflight.items() if count >= self.endpoint_limit]
+            claimed = deliveries.claim_next(worker_id, timedelta(seconds=self.lease), skip_endpoints=busy)
+            if claimed is None:
+                return False
+            event_id, endpoint = claimed
+            self._inflight[endpoint] += 1
+        try:
+            finished = deliveries.deliver(event_id, worker_id, self.sender, self.schedule, self.slowdown)
+        finally:
+            with self._claim_lock:
+                self._inflight[endpoint] -= 1
         if finished:
             self.notify()  # a later event of the same escalation may be waiting for this one
         return True

@@ -334,3 +334,27 @@ def test_secret_never_logged_or_stored_in_attempts(delivery_app, receiver, caplo
     assert len(attempts) == 3 and caplog.text
     assert secret not in caplog.text and secret[6:] not in caplog.text
     assert all(secret not in json.dumps(a.request_headers) for a in attempts)
+
+
+def test_hanging_endpoint_does_not_hold_up_another(delivery_app, receiver):
+    """Agent A's receiver hangs; B's event still arrives at once (A may hold only half the threads)."""
+    receiver.respond = lambda r: (200, {}, 2.5) if r.path == "/hangs" else (200, {}, 0)
+    runner = delivery_app.test_cli_runner()
+    runner.invoke(args=["qlar", "webhook", "set", *ENV, "--url", receiver.url.replace("/webhook", "/hangs")])
+    runner.invoke(args=["qlar", "webhook", "set", "agent-123", "staging", "--url", receiver.url, "--enable"])
+    with delivery_app.app_context():
+        for _ in range(3):
+            lifecycle.create_escalation(*ENV)
+    dispatcher = delivery_app.extensions["qlar_dispatcher"]
+    dispatcher.start(threads=2)
+    receiver.wait_for(1)  # one thread is now stuck on the hanging endpoint (timeout 2s)
+    with delivery_app.app_context():
+        lifecycle.create_escalation("agent-123", "staging")
+    created = time.monotonic()
+    deadline = created + 5
+    while not any(r.path == "/webhook" for r in receiver.requests):
+        assert time.monotonic() < deadline, "B's event never arrived"
+        time.sleep(0.01)
+    arrived = next(r.at for r in receiver.requests if r.path == "/webhook")
+    assert arrived - created < 1.0  # well under one timeout of A's endpoint
+    assert sum(r.path == "/hangs" for r in receiver.requests) == 1  # A never had both threads

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import certifi
 from flask import Flask, current_app
-from sqlalchemy import case, exists, func, or_, select, update
+from sqlalchemy import case, exists, func, or_, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from ..audit.service import record
@@ -57,22 +57,29 @@ def _due_filter(now):
             or_(Event.lease_until.is_(None), Event.lease_until < now), _unblocked())
 
 
-def claim_next(worker_id: str, lease: timedelta) -> str | None:
-    """Lease the most overdue deliverable event to this worker; returns its id or None."""
+def claim_next(worker_id: str, lease: timedelta, skip_endpoints=()) -> tuple[str, tuple[str, str]] | None:
+    """Lease the most overdue deliverable event to this worker: (event id, (agent, environment)) or None.
+
+    On PostgreSQL competing workers lock candidates with FOR UPDATE SKIP LOCKED; on SQLite the
+    conditional UPDATE below is the arbiter. Events of endpoints in skip_endpoints are left for later.
+    """
     now = utcnow()
-    candidates = db.session.scalars(
-        select(Event.id).where(*_due_filter(now)).order_by(Event.next_attempt_at).limit(8)
-    ).all()
-    for event_id in candidates:
+    query = select(Event.id, Event.agent_id, Event.environment).where(*_due_filter(now))
+    if skip_endpoints:
+        query = query.where(~tuple_(Event.agent_id, Event.environment).in_(list(skip_endpoints)))
+    query = query.order_by(Event.next_attempt_at).limit(8)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Event)
+    for event_id, agent_id, environment in db.session.execute(query).all():
         claimed = db.session.execute(
             update(Event)
             .where(Event.id == event_id, Event.status == PENDING,
                    or_(Event.lease_until.is_(None), Event.lease_until < now))
             .values(lease_owner=worker_id, lease_until=now + lease)
         )
-        db.session.commit()
         if claimed.rowcount == 1:
-            return event_id
+            db.session.commit()
+            return event_id, (agent_id, environment)
     db.session.commit()
     return None
 
