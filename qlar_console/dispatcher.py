@@ -53,9 +53,8 @@ class Dispatcher:
             raise RuntimeError(
                 f"QLAR_LEASE_SECONDS ({self.lease:g}) must be longer than QLAR_TIMEOUT_SECONDS ({self.timeout:g})."
             )
-        self.sender = Sender(
-            timeout=self.timeout, verify=deliveries.ca_bundle(app), allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"])
-        )
+        self.sender = Sender(timeout=self.timeout, extra_cas=deliveries.trusted_cas(app),
+                             allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"]))
         self.wakeup = wakeup_for(app)
         threads = int(cfg["DISPATCHER_THREADS"])
         self.endpoint_limit = int(cfg["ENDPOINT_CONCURRENCY"] or max(1, threads // 2))

@@ -1,12 +1,15 @@
 """One HTTP POST to a webhook endpoint: pooled, TLS-verified, never redirected, SSRF-guarded."""
 import logging
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 
+import certifi
 import requests
-from requests_hardened import Config, Manager
+from requests.adapters import HTTPAdapter
 from requests_hardened.ip_filter import InvalidIPAddress
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +36,53 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
+class _SharedContext:
+    """Adapter mixin: every connection verifies with one SSLContext built once (not a CA file per connect)."""
+
+    ssl_context: ssl.SSLContext
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
+        pool_kwargs.pop("ca_certs", None)
+        pool_kwargs.pop("ca_cert_dir", None)
+        pool_kwargs.update(ssl_context=self.ssl_context, cert_reqs="CERT_REQUIRED")
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert):
+        super().cert_verify(conn, url, True, cert)
+        conn.ca_certs = conn.ca_cert_dir = None  # requests would make urllib3 reload certifi on every connect
+
+
+class _Adapter(_SharedContext, HTTPAdapter):
+    """Plain pooled HTTPS (QLAR_ALLOW_PRIVATE_TARGETS=1)."""
+
+
+class _GuardedAdapter(_SharedContext, IPFilterAdapter):
+    """requests-hardened's SSRF guard: resolves, refuses private addresses, pins the checked IP."""
+
+    def __init__(self):
+        super().__init__(is_https_proto=True, allow_loopback=False)
+
+
 class Sender:
     """Posts signed bodies; each thread keeps its own pooled requests.Session."""
 
-    def __init__(self, *, timeout: float, verify: str | bool, allow_private: bool):
-        self.timeout, self.verify, self.allow_private = timeout, verify, allow_private
+    def __init__(self, *, timeout: float, extra_cas: list[str], allow_private: bool):
+        self.timeout, self.allow_private = timeout, allow_private
+        self.ssl_context = ssl.create_default_context(cafile=certifi.where())
+        for path in extra_cas:
+            self.ssl_context.load_verify_locations(path)
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            if self.allow_private:
-                session = requests.Session()
-            else:
-                session = Manager(Config(
-                    ip_filter_enable=True, ip_filter_allow_loopback_ips=False, never_redirect=True,
-                    default_timeout=(self.timeout, self.timeout),
-                )).get_session()
-            session.trust_env = False  # no proxies or netrc from the environment
+            session = requests.Session()
+            session.trust_env = False  # no proxies, netrc or CA bundle from the environment
+            adapter = _Adapter() if self.allow_private else _GuardedAdapter()
+            adapter.ssl_context = self.ssl_context
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)  # never used (the URL rule is https-only), but never unguarded
             self._local.session = session
         return session
 
@@ -61,7 +93,7 @@ class Sender:
         try:
             response = self._session().post(
                 url, data=body, headers=headers, timeout=(self.timeout, self.timeout),
-                allow_redirects=False, verify=self.verify, stream=True,
+                allow_redirects=False, stream=True,
             )
         except InvalidIPAddress as exc:
             host = requests.utils.urlparse(url).hostname
@@ -75,12 +107,17 @@ class Sender:
         except requests.RequestException as exc:
             return Outcome(elapsed(), error=f"Request failed: {_reason(exc)}")
         outcome = Outcome(0, status=response.status_code, headers=dict(response.headers))
+        reusable = False
         try:
             outcome.body = response.raw.read(RESPONSE_EXCERPT_BYTES, decode_content=True) or b""
+            reusable = len(outcome.body) < RESPONSE_EXCERPT_BYTES or not response.raw.read(1)
         except Exception as exc:  # a response whose body breaks off still has its status
             outcome.error = f"The response body could not be read: {_reason(exc)}"
         finally:
-            response.close()
+            if reusable:  # fully read: the connection goes back to the pool for the next send
+                response.raw.release_conn()
+            else:  # an unread remainder: drop the connection rather than read an unbounded body
+                response.close()
         outcome.duration_ms = elapsed()
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location", "(no Location)")

@@ -4,7 +4,6 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import certifi
 from flask import Flask, current_app
 from sqlalchemy import case, exists, func, or_, select, tuple_, update
 from sqlalchemy.orm import aliased
@@ -29,18 +28,13 @@ class DeliveryError(Exception):
     """A delivery rule refused the request; str(error) is the message."""
 
 
-def ca_bundle(app: Flask) -> str | bool:
-    """What TLS verification trusts: the system bundle, plus QLAR_CA_BUNDLE and the local demo CA if present."""
-    extras = [Path(app.config["CA_BUNDLE"])] if app.config.get("CA_BUNDLE") else []
+def trusted_cas(app: Flask) -> list[str]:
+    """CA files trusted besides the system bundle: QLAR_CA_BUNDLE, and the demo's local CA if present."""
+    extras = [app.config["CA_BUNDLE"]] if app.config.get("CA_BUNDLE") else []
     local_ca = Path(app.instance_path) / "ca" / "ca.pem"  # made by `flask qlar demo` for the reference receiver
     if local_ca.exists():
-        extras.append(local_ca)
-    if not extras:
-        return True
-    combined = Path(app.instance_path) / "ca-bundle.pem"
-    combined.parent.mkdir(parents=True, exist_ok=True)
-    combined.write_text("\n".join([Path(certifi.where()).read_text(), *(p.read_text() for p in extras)]))
-    return str(combined)
+        extras.append(str(local_ca))
+    return extras
 
 
 def _unblocked():
