@@ -161,3 +161,20 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure():
+    """Record a measured figure (name, value) for the summary at the end of the run."""
+    return lambda name, value: FIGURES.append(f"{name}: {value}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the figures the fault tests measured."""
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -28,8 +28,8 @@ class Received:
 class Receiver:
     """Records every request; `respond(received) -> (status, headers, delay_seconds)` decides the answer."""
 
-    def __init__(self, tmp_path):
-        self.ca = trustme.CA()
+    def __init__(self, tmp_path, *, port: int = 0, ca: trustme.CA | None = None):
+        self.ca = ca or trustme.CA()
         self.ca_file = tmp_path / "test-ca.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -37,7 +37,7 @@ class Receiver:
         self.requests: list[Received] = []
         self.respond = lambda received: (200, {}, 0)
         self._cond = threading.Condition()
-        self.server = make_server("127.0.0.1", 0, self._app, threaded=True, ssl_context=context)
+        self.server = make_server("127.0.0.1", port, self._app, threaded=True, ssl_context=context)
         self.url = f"https://127.0.0.1:{self.server.server_port}/webhook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
@@ -66,4 +66,5 @@ class Receiver:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()  # free the port (a test may bring the receiver back on it)
         self._thread.join(timeout=5)
