@@ -10,8 +10,8 @@ from conftest import MASTER_KEY
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_worker(app, log_path: Path, *, threads: int = 1, **env) -> subprocess.Popen:
-    """Start a worker process with the app's database, keys and delivery settings; waits until it runs."""
+def start_worker(app, log_path: Path, *, threads: int = 1, wait: bool = True, **env) -> subprocess.Popen:
+    """Start a worker process with the app's database, keys and delivery settings (and wait until it runs)."""
     cfg = app.config
     environment = {
         **os.environ,
@@ -32,13 +32,21 @@ def start_worker(app, log_path: Path, *, threads: int = 1, **env) -> subprocess.
     with open(log_path, "wb") as log:  # a file, not a pipe: a chatty worker must never block on output
         process = subprocess.Popen([str(flask), "qlar", "worker", "--threads", str(threads)], cwd=ROOT,
                                    env=environment, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = log_path
+    if wait:
+        wait_running(process)
+    return process
+
+
+def wait_running(process: subprocess.Popen) -> None:
+    """Wait until the worker says it runs (fails, with its output, if it exits or takes too long)."""
+    log_path = process.log_path
     deadline = time.monotonic() + 20
     while b"Worker running" not in log_path.read_bytes():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise AssertionError(f"worker did not start:\n{log_path.read_text()}")
         time.sleep(0.05)
-    return process
 
 
 def stop(process: subprocess.Popen) -> None:
