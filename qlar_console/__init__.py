@@ -12,6 +12,7 @@ from .deliveries.views import bp as deliveries_bp
 from .dispatcher import Dispatcher
 from .escalations.views import bp as escalations_bp
 from .extensions import csrf, db, login_manager, migrate
+from .observability import bp as observability_bp
 from .security import init_security
 from .settings.views import bp as settings_bp
 
@@ -48,5 +49,5 @@ def init_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
-    for bp in (auth_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp):
+    for bp in (auth_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp, observability_bp):
         app.register_blueprint(bp)

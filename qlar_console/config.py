@@ -34,6 +34,7 @@ class Defaults:
     ALLOW_PRIVATE_TARGETS = False
     TRACE_RETENTION_DAYS = 7
     POLL_SECONDS = 2.0  # fallback when a wake-up cannot arrive
+    METRICS_TOKEN: str | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
 
 
 def load_config(app: Flask, overrides: dict | None) -> None:
