@@ -56,9 +56,8 @@ class Dispatcher:
         self.sender = Sender(timeout=self.timeout, extra_cas=deliveries.trusted_cas(app),
                              allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"]))
         self.wakeup = wakeup_for(app)
-        threads = int(cfg["DISPATCHER_THREADS"])
-        self.endpoint_limit = int(cfg["ENDPOINT_CONCURRENCY"] or max(1, threads // 2))
         self.app = app
+        self.endpoint_limit = self._endpoint_limit(int(cfg["DISPATCHER_THREADS"]))
         app.extensions["qlar_dispatcher"] = self
         if cfg["WORKER"] == "embedded" and not app.testing:
             app.before_request(self._start_embedded)
@@ -76,8 +75,7 @@ class Dispatcher:
                 return
             self._stop.clear()
             count = self.thread_count = threads or int(self.app.config["DISPATCHER_THREADS"])
-            if threads and not self.app.config["ENDPOINT_CONCURRENCY"]:
-                self.endpoint_limit = max(1, threads // 2)
+            self.endpoint_limit = self._endpoint_limit(count)
             self._threads = [threading.Thread(target=self._work, args=(i,), name=f"qlar-dispatcher-{i}", daemon=True)
                              for i in range(count)]
             self._threads.append(threading.Thread(
@@ -89,11 +87,14 @@ class Dispatcher:
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking work, let in-flight sends finish (up to the timeout), and join the threads."""
-        self._stop.set()
-        self._wake.set()
+        self.request_stop()
         for thread in self._threads:
             thread.join(timeout if timeout is not None else self.timeout + 1)
         self._threads = []
+
+    def _endpoint_limit(self, threads: int) -> int:
+        """How many threads one endpoint may hold: QLAR_ENDPOINT_CONCURRENCY, else half (at least one)."""
+        return int(self.app.config["ENDPOINT_CONCURRENCY"] or max(1, threads // 2))
 
     def _start_embedded(self) -> None:
         if not self._threads:

@@ -38,8 +38,8 @@ def readyz():
     migrate = current_app.extensions["migrate"]
     heads = set(ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory)).get_heads())
     if current != heads:
-        return jsonify(status="unavailable", database="ok",
-                       migrations=f"at {sorted(current) or 'none'}, newest is {sorted(heads)}: run flask db upgrade"), 503
+        behind = f"at {sorted(current) or 'none'}, newest is {sorted(heads)}: run flask db upgrade"
+        return jsonify(status="unavailable", database="ok", migrations=behind), 503
     return jsonify(status="ok", database="ok", migrations="current")
 
 
@@ -86,6 +86,6 @@ class _DatabaseCollector:
         ).one()
         total, total_seconds, *cumulative = row
         buckets = [(str(bound), int(value or 0)) for bound, value in zip(DURATION_BUCKETS, cumulative, strict=True)]
-        histogram = HistogramMetricFamily("qlar_attempt_duration_seconds", "Duration of delivery attempts (kept traces).")
+        histogram = HistogramMetricFamily("qlar_attempt_duration_seconds", "Duration of delivery attempts.")
         histogram.add_metric([], buckets + [("+Inf", int(total))], float(total_seconds))
         return histogram
