@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test bench lint
 
 # Bootstrap the virtualenv from the pinned requirements (again whenever they change).
 $(BIN)/.deps: requirements.txt
@@ -19,6 +19,10 @@ run: $(BIN)/.deps
 ## test: the whole test suite
 test: $(BIN)/.deps
 	$(BIN)/python -m pytest
+
+## bench: the performance figures (bench/run.py), as `name: value` lines
+bench: $(BIN)/.deps
+	cd bench && ../$(BIN)/python run.py
 
 lint: $(BIN)/.deps
 	$(BIN)/ruff check .

@@ -1,0 +1,166 @@
+"""Shared bench plumbing: a scratch app, a backlog in bulk, the bench receiver, percentiles."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import trustme
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qlar_console import create_app  # noqa: E402
+from qlar_console.auth.models import User  # noqa: E402
+from qlar_console.clock import utcnow  # noqa: E402
+from qlar_console.deliveries.models import PENDING, Event  # noqa: E402
+from qlar_console.deliveries.outbox import event_body, new_event_id  # noqa: E402
+from qlar_console.escalations.models import Escalation  # noqa: E402
+from qlar_console.extensions import db  # noqa: E402
+from qlar_console.settings.service import SettingsChange, add_agent, get_settings, save_settings  # noqa: E402
+
+MASTER_KEY = Fernet.generate_key().decode()
+SCRATCH = Path(tempfile.mkdtemp(prefix="qlar-bench-"))
+
+
+def figure(name: str, value) -> None:
+    """Print one figure as `name: value`."""
+    print(f"{name}: {value}", flush=True)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value at `share` (0..1) of the sorted values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def make_app(name: str, url: str | None = None, **config):
+    """A fresh console on its own database (SQLite in the scratch folder unless url), agent-123 ready."""
+    instance = SCRATCH / name
+    instance.mkdir(exist_ok=True)
+    app = create_app({"TESTING": True, "SECRET_KEY": "bench", "MASTER_KEY": MASTER_KEY, "INSTANCE_PATH": str(instance),
+                      "SQLALCHEMY_DATABASE_URI": url or f"sqlite:///{instance / 'qlar.db'}", "WTF_CSRF_ENABLED": False,
+                      "ALLOW_PRIVATE_TARGETS": True, **config})
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.drop_all()
+        db.create_all()
+        add_agent("agent-123", ["production"], "bench")
+        user = User(username="editor", role="editor")
+        user.set_password("bench password")
+        db.session.add(user)
+        db.session.commit()
+    return app
+
+
+def point_webhook(app, url: str) -> None:
+    """Enable agent-123 · production's webhook at url."""
+    with app.app_context():
+        settings = get_settings("agent-123", "production")
+        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=url),
+                      expected_version=settings.version, actor="bench")
+
+
+def backlog(app, count: int) -> None:
+    """Insert `count` pending `created` events (one escalation each) in bulk."""
+    now = utcnow()
+    escalations, events = [], []
+    for i in range(count):
+        esc = Escalation(id=f"esc-b{i:07d}", agent_id="agent-123", environment="production", thread_id=f"t-{i}",
+                         status="Pending", urgency_level="high", topic="refund", area="payment",
+                         reason="User is angry and demands immediate refund",
+                         trigger_condition="Angry Customer Escalation", last_sequence=1)
+        event_id = new_event_id()
+        escalations.append({c: getattr(esc, c) for c in ("id", "agent_id", "environment", "thread_id", "status",
+                            "urgency_level", "topic", "area", "reason", "trigger_condition", "last_sequence")}
+                           | {"created_at": now, "updated_at": now})
+        events.append(dict(id=event_id, escalation_id=esc.id, agent_id="agent-123", environment="production",
+                           event_type="created", sequence=1, body=event_body(event_id, "created", esc, 1, now),
+                           created_at=now, status=PENDING, tries=0, attempt_count=0, next_attempt_at=now))
+    with app.app_context():
+        for start in range(0, count, 5000):
+            db.session.execute(db.insert(Escalation), escalations[start:start + 5000])
+            db.session.execute(db.insert(Event), events[start:start + 5000])
+        db.session.commit()
+
+
+def pending(app) -> int:
+    """How many events wait for delivery."""
+    with app.app_context():
+        count = db.session.scalar(db.select(db.func.count()).where(Event.status == PENDING))
+        db.session.commit()
+        return count
+
+
+class BenchReceiver:
+    """The bench receiver's processes (bench/receiver.py) and their arrival logs."""
+
+    def __init__(self, delay_ms: float = 0, processes: int = 2):
+        self.ca = trustme.CA()
+        folder = Path(tempfile.mkdtemp(prefix="rx-", dir=SCRATCH))
+        self.ca_file, cert, key = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        issued = self.ca.issue_cert("127.0.0.1")
+        issued.cert_chain_pems[0].write_to_path(str(cert))
+        issued.private_key_pem.write_to_path(str(key))
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.log = folder / "arrivals"
+        self.url = f"https://127.0.0.1:{self.port}/webhook"
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"), str(self.port),
+                                         str(cert), str(key), str(self.log), str(delay_ms), str(processes)],
+                                        start_new_session=True)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "bench receiver did not start"
+                time.sleep(0.05)
+
+    def arrivals(self) -> dict[str, float]:
+        """webhook-id -> first arrival (Unix time), from every receiver process's log."""
+        seen: dict[str, float] = {}
+        for path in self.log.parent.glob(self.log.name + ".*"):
+            for line in path.read_text().splitlines():
+                event_id, at = line.split()
+                seen.setdefault(event_id, float(at))
+        return seen
+
+    def close(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+
+@contextmanager
+def bench_receiver(delay_ms: float = 0, processes: int = 2):
+    """A running bench receiver for the block."""
+    receiver = BenchReceiver(delay_ms, processes)
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def worker_process(app, threads: int, log: Path, **env) -> subprocess.Popen:
+    """A `flask qlar worker` on the app's database; returns once it runs."""
+    environment = {**os.environ, "FLASK_APP": "app.py", "QLAR_INSTANCE_PATH": app.instance_path,
+                   "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "QLAR_SECRET_KEY": "bench",
+                   "QLAR_MASTER_KEY": MASTER_KEY, "QLAR_CA_BUNDLE": app.config["CA_BUNDLE"] or "",
+                   "QLAR_ALLOW_PRIVATE_TARGETS": "1", **{f"QLAR_{k}": str(v) for k, v in env.items()}}
+    out = open(log, "wb")  # noqa: SIM115 - the child keeps it
+    process = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "qlar", "worker", "--threads",
+                                str(threads)], cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while b"Worker running" not in log.read_bytes():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    return process

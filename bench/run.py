@@ -1,0 +1,202 @@
+"""`make bench`: the dispatcher against a bare requests loop and against itself, as same-run ratios.
+
+Prints each figure as `name: value`. Nothing here is a test; the targets live in issue 6 and the README.
+"""
+import os
+import threading
+import time
+from pathlib import Path
+
+import requests
+from common import (
+    SCRATCH,
+    backlog,
+    bench_receiver,
+    figure,
+    make_app,
+    pending,
+    percentile,
+    point_webhook,
+    worker_process,
+)
+from sqlalchemy import create_engine, text
+
+from qlar_console.clock import utcnow
+from qlar_console.deliveries.models import Attempt, Event
+from qlar_console.escalations.service import create_escalation
+from qlar_console.extensions import db
+from qlar_console.signing import signature_headers
+
+THREADS = 4  # the dispatcher's concurrency in every comparison
+SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+def bare_per_s(receiver, threads: int, count: int) -> float:
+    """POSTs/s of plain requests.Session loops (one per thread), each body signed, same receiver."""
+    body = b'{"eventId":"evt_bare","eventType":"created","escalation":{"id":"esc-1"}}'
+    per_thread = count // threads
+
+    def loop():
+        session = requests.Session()
+        for i in range(per_thread):
+            headers = {"Content-Type": "application/json",
+                       **signature_headers([SECRET], f"evt_bare{i}", int(time.time()), body)}
+            session.post(receiver.url, data=body, headers=headers, verify=str(receiver.ca_file), timeout=15)
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return per_thread * threads / (time.perf_counter() - started)
+
+
+def dispatch_per_s(receiver, count: int) -> float:
+    """Events/s the embedded dispatcher (SQLite) delivers from a backlog of `count`."""
+    app = make_app("dispatch", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=THREADS)
+    point_webhook(app, receiver.url)
+    backlog(app, count)
+    dispatcher = app.extensions["qlar_dispatcher"]
+    started = time.perf_counter()
+    dispatcher.start()
+    while pending(app):
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    dispatcher.stop()
+    return count / elapsed
+
+
+def latency(receiver, rate: float, count: int) -> tuple[float, float]:
+    """p50/p99 ms from a transition's commit to its arrival, at `rate` events/s, embedded SQLite."""
+    app = make_app("latency", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=THREADS)
+    point_webhook(app, receiver.url)
+    dispatcher = app.extensions["qlar_dispatcher"]
+    dispatcher.start()
+    committed = {}
+    started = time.monotonic()
+    with app.app_context():
+        for i in range(count):
+            time.sleep(max(0.0, started + i / rate - time.monotonic()))
+            escalation = create_escalation("agent-123", "production")
+            committed[escalation.id] = time.time()
+        time.sleep(1)
+        ids = dict(db.session.execute(db.select(Event.id, Event.escalation_id)).all())
+    dispatcher.stop()
+    arrivals = receiver.arrivals()
+    latencies = [(arrivals[event_id] - committed[esc]) * 1000 for event_id, esc in ids.items() if event_id in arrivals]
+    return percentile(latencies, 0.5), percentile(latencies, 0.99)
+
+
+def page_ratio(app, path: str, baseline: str, rounds: int) -> float:
+    """p50 time of GET path over p50 of GET baseline, logged in, Flask test client."""
+    client = app.test_client()
+    client.post("/login", data={"username": "editor", "password": "bench password"})
+
+    def p50(url):
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            assert client.get(url).status_code == 200
+            times.append(time.perf_counter() - started)
+        return percentile(times, 0.5)
+
+    p50(path)  # warm up templates and caches
+    return p50(path) / p50(baseline)
+
+
+def seeded_log_app(name: str, attempts: int):
+    """An app whose log holds `attempts` attempts (ten per finished event), inserted in bulk."""
+    app = make_app(name)
+    backlog(app, attempts // 10)
+    now = utcnow()
+    with app.app_context():
+        ids = db.session.scalars(db.select(Event.id)).all()
+        db.session.execute(db.update(Event).values(status="succeeded", attempt_count=10, next_attempt_at=None))
+        for start in range(0, len(ids), 2000):
+            db.session.execute(db.insert(Attempt), [
+                dict(event_id=event_id, number=n, trigger="scheduled", url="https://example.com/hook",
+                     request_headers={}, response_status=500 if n < 10 else 200, duration_ms=12.5, started_at=now)
+                for event_id in ids[start:start + 2000] for n in range(1, 11)])
+        db.session.commit()
+    return app
+
+
+def pg_scale_ratio(receiver_delay_ms: float) -> str:
+    """Events/s with 2 worker processes over 1, on PostgreSQL, receiver answering after a delay."""
+    base = os.environ.get("QLAR_BENCH_DATABASE_URL") or os.environ.get("QLAR_TEST_DATABASE_URL") \
+        or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    try:
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("DROP DATABASE IF EXISTS qlar_bench WITH (FORCE)"))
+            connection.execute(text("CREATE DATABASE qlar_bench"))
+        admin.dispose()
+    except Exception as exc:
+        return f"skipped (PostgreSQL not reachable at {base.split('@')[-1]}: {exc.__class__.__name__})"
+    url = base.rsplit("/", 1)[0] + "/qlar_bench"
+    rates = []
+    with bench_receiver(delay_ms=receiver_delay_ms) as receiver:
+        for workers in (1, 2):
+            app = make_app(f"pg{workers}", url=url, CA_BUNDLE=str(receiver.ca_file))
+            point_webhook(app, receiver.url)
+            backlog(app, 600 * workers)
+            procs = [worker_process(app, THREADS, SCRATCH / f"pg-worker-{workers}-{i}.log") for i in range(workers)]
+            while pending(app):
+                time.sleep(0.05)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=30)
+            with app.app_context():
+                ids = set(db.session.scalars(db.select(Event.id)).all())
+                db.engine.dispose()
+            times = sorted(at for event_id, at in receiver.arrivals().items() if event_id in ids)
+            low, high = int(len(times) * 0.1), int(len(times) * 0.9)  # steady state: without start-up and tail
+            rates.append((high - low) / (times[high] - times[low]))
+            figure(f"pg_events_per_s_{workers}_worker", f"{rates[-1]:.0f}")
+    return f"{rates[1] / rates[0]:.2f}"
+
+
+def worker_rss_mb(count: int) -> float:
+    """Peak RSS (VmHWM) of a worker process draining `count` pending deliveries (SQLite)."""
+    with bench_receiver() as receiver:
+        app = make_app("rss", CA_BUNDLE=str(receiver.ca_file))
+        point_webhook(app, receiver.url)
+        backlog(app, count)
+        proc = worker_process(app, THREADS, SCRATCH / "rss-worker.log")
+        while pending(app):
+            time.sleep(0.2)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        proc.terminate()
+        proc.wait(timeout=30)
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def main() -> None:
+    started = time.monotonic()
+    with bench_receiver() as receiver:
+        bare = bare_per_s(receiver, THREADS, 2000)
+        figure("bare_per_s", f"{bare:.0f}")
+        headroom = bare_per_s(receiver, THREADS * 2, 2000)
+        figure("receiver_headroom", f"{headroom / bare:.2f} (bare loop at {THREADS * 2} threads / at {THREADS}: "
+               "above 1 means the receiver was not the limit)")
+        dispatch = dispatch_per_s(receiver, 2000)
+        figure("dispatch_per_s", f"{dispatch:.0f}")
+        figure("dispatch_ratio", f"{dispatch / bare:.2f}")
+        p50, p99 = latency(receiver, rate=20, count=200)
+        figure("latency_p50_ms", f"{p50:.1f}")
+        figure("latency_p99_ms", f"{p99:.1f}")
+    settings_app = make_app("pages")
+    settings_ratio = page_ratio(settings_app, "/agents/agent-123/production/escalation", "/healthz", 300)
+    figure("settings_page_ratio", f"{settings_ratio:.2f}")
+    small, large = seeded_log_app("log-small", 1_000), seeded_log_app("log-large", 1_000_000)
+    small_p50 = page_ratio(small, "/deliveries", "/healthz", 30)
+    large_p50 = page_ratio(large, "/deliveries", "/healthz", 30)
+    figure("log_page_ratio", f"{large_p50 / small_p50:.2f}")
+    figure("pg_scale_ratio", pg_scale_ratio(receiver_delay_ms=20))
+    figure("worker_rss_mb", f"{worker_rss_mb(10_000):.0f}")
+    print(f"(bench took {time.monotonic() - started:.0f}s; scratch data in {SCRATCH})")
+
+
+if __name__ == "__main__":
+    main()
