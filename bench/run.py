@@ -22,7 +22,7 @@ from common import (
 from sqlalchemy import create_engine, text
 
 from qlar_console.clock import utcnow
-from qlar_console.deliveries.models import Attempt, Event
+from qlar_console.deliveries.models import Attempt, DailyOutcome, Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
 from qlar_console.signing import signature_headers
@@ -113,6 +113,7 @@ def seeded_log_app(name: str, attempts: int):
     with app.app_context():
         ids = db.session.scalars(db.select(Event.id)).all()
         db.session.execute(db.update(Event).values(status="succeeded", attempt_count=10, next_attempt_at=None))
+        db.session.add(DailyOutcome(day=now.date(), outcome="succeeded", count=len(ids)))  # as the dispatcher counts
         for start in range(0, len(ids), 2000):
             db.session.execute(db.insert(Attempt), [
                 dict(event_id=event_id, number=n, trigger="scheduled", url="https://example.com/hook",

@@ -1,4 +1,5 @@
 """`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
+import ctypes
 import functools
 import random
 import signal
@@ -225,12 +226,21 @@ def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
         click.echo(line)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives busy threads malloc arenas of their own, which inflates a worker's RSS: cap them."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 is M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 @qlar.command("worker")
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="Worker threads (default 2).")
 def worker(threads):
     """Run the dispatcher standalone until interrupted (SIGINT or SIGTERM)."""
     dispatcher = current_app.extensions["qlar_dispatcher"]
     signal.signal(signal.SIGTERM, lambda *_: dispatcher.request_stop())
+    limit_malloc_arenas()
     dispatcher.start(threads)
     click.echo(f"Worker running with {threads or current_app.config['DISPATCHER_THREADS']} threads; Ctrl-C stops.")
     try:

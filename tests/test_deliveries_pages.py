@@ -12,6 +12,7 @@ from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
 from qlar_console.deliveries.models import Attempt, Event
 from qlar_console.deliveries.queries import daily_outcomes
+from qlar_console.deliveries.service import count_outcome
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings
@@ -36,7 +37,9 @@ def _deliver(app, claim=False) -> list[str]:
 
 
 def _insert(app, count, status="skipped", event_type="created", created_at=None) -> list[str]:
-    """Add `count` events directly (no delivery), with increasing ids; their ids, oldest first."""
+    """Add `count` events directly (no delivery), with increasing ids; their ids, oldest first.
+
+    Finished ones are counted on their day, as the dispatcher counts what it finishes."""
     with app.app_context():
         esc = lifecycle.create_escalation("agent-123", "staging").id  # staging has no webhook: one skipped event
         base = db.session.scalar(db.select(db.func.max(Event.id)))
@@ -45,6 +48,8 @@ def _insert(app, count, status="skipped", event_type="created", created_at=None)
             db.session.add(Event(id=event_id, escalation_id=esc, agent_id="agent-123", environment="staging",
                                  event_type=event_type, sequence=100 + i, body=b'{"x":1}', status=status,
                                  created_at=created_at or utcnow()))
+            if status in ("succeeded", "failed"):
+                count_outcome((created_at or utcnow()).date(), status)
         db.session.commit()
     return ids
 

@@ -1,5 +1,5 @@
 """The outbox: one event per transition with its delivery state, and one attempt per HTTP try."""
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -79,3 +79,16 @@ class WorkerHeartbeat(db.Model):
     threads: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DailyOutcome(db.Model):
+    """How many events finished (succeeded or finally failed) on a UTC day: the Deliveries chart.
+
+    Kept as counters, so drawing the chart reads a few rows however large the log grows.
+    """
+
+    __tablename__ = "daily_outcomes"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(default=0)

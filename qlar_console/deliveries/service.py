@@ -6,6 +6,8 @@ from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import case, exists, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
 from ..audit.service import record
@@ -15,7 +17,7 @@ from ..extensions import db
 from ..settings.service import get_settings, signing_secrets
 from ..signing import signature_headers
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
-from .models import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED, Attempt, Event, WorkerHeartbeat
+from .models import CANCELLED, FAILED, PENDING, SKIPPED, SUCCEEDED, Attempt, DailyOutcome, Event, WorkerHeartbeat
 from .policy import parse_retry_after, retry_delay
 from .sender import Outcome, Sender
 
@@ -153,6 +155,8 @@ def _record_try(event, worker_id, trigger, url, headers, outcome: Outcome, sched
         else:
             event.next_attempt_at = now + timedelta(seconds=delay)
     attempt.next_attempt_at = event.next_attempt_at
+    if event.status in (SUCCEEDED, FAILED):
+        count_outcome(now.date(), event.status)
     db.session.commit()
     log.info("event %s try %d: %s", event.id, attempt.number, outcome.status or outcome.error)
     return event.status != PENDING
@@ -171,6 +175,16 @@ def _disable_after_gone(event: Event, now) -> None:
     settings.saved_by, settings.saved_at = "dispatcher (410 Gone)", now
     record("dispatcher", "webhook.disabled", settings.disabled_reason,
            agent_id=settings.agent_id, environment=settings.environment)
+
+
+def count_outcome(day, outcome: str) -> None:
+    """Add one finished event to the day's chart counter (an upsert, in the caller's transaction)."""
+    dialect_insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    table = DailyOutcome.__table__
+    db.session.execute(
+        dialect_insert(table).values(day=day, outcome=outcome, count=1)
+        .on_conflict_do_update(index_elements=["day", "outcome"], set_={"count": table.c["count"] + 1})
+    )
 
 
 def resend(event_id: str, actor: str) -> Event:
