@@ -164,18 +164,17 @@ class Dispatcher:
         """
         with self._claim_lock:
             busy = [pair for pair, count in self._inflight.items() if count >= self.endpoint_limit]
-            claimed = deliveries.claim_next(worker_id, timedelta(seconds=self.lease), skip_endpoints=busy)
-            if claimed is None:
+            work = deliveries.claim_next(worker_id, timedelta(seconds=self.lease), skip_endpoints=busy)
+            if work is None:
                 return False
-            event_id, endpoint = claimed
-            self._inflight[endpoint] += 1
+            self._inflight[work.endpoint] += 1
         try:
-            finished = deliveries.deliver(event_id, worker_id, self.sender, self.schedule, self.slowdown)
+            finished = deliveries.deliver(work, worker_id, self.sender, self.schedule, self.slowdown)
         finally:
             with self._claim_lock:
-                self._inflight[endpoint] -= 1
-        if finished:
-            self.notify()  # a later event of the same escalation may be waiting for this one
+                self._inflight[work.endpoint] -= 1
+        if finished:  # a later event of the same escalation may wait for this one: this process takes it up
+            self._wake.set()
         return True
 
     def drain(self, limit: int = 1000) -> int:

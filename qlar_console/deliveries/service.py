@@ -1,11 +1,12 @@
 """Delivery rules: claiming under a lease, one signed try, the retry decision, Resend and purge."""
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import case, exists, func, or_, select, tuple_, update
+from sqlalchemy import case, exists, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
@@ -53,20 +54,38 @@ def _due_filter(now):
             or_(Event.lease_until.is_(None), Event.lease_until < now), _unblocked())
 
 
-def claim_next(worker_id: str, lease: timedelta, skip_endpoints=()) -> tuple[str, tuple[str, str]] | None:
-    """Lease the most overdue deliverable event to this worker: (event id, (agent, environment)) or None.
+@dataclass
+class Work:
+    """A leased event and what its try needs, read in the claim's own transaction."""
+
+    event_id: str
+    endpoint: tuple[str, str]  # (agent, environment): one webhook URL
+    event_type: str
+    body: bytes
+    tries: int
+    attempt_count: int
+    trigger: str  # scheduled | manual
+    enabled: bool = True
+    url: str = ""
+    keys: list[str] = field(default_factory=list)
+    problem: str | None = None  # why it cannot be sent (bad URL, master key), recorded as the try's error
+
+
+def claim_next(worker_id: str, lease: timedelta, skip_endpoints=()) -> Work | None:
+    """Lease the most overdue deliverable event to this worker and read what its try needs, or None.
 
     On PostgreSQL competing workers lock candidates with FOR UPDATE SKIP LOCKED; on SQLite the
     conditional UPDATE below is the arbiter. Events of endpoints in skip_endpoints are left for later.
+    The settings are read after the lease is taken: each try uses the settings saved at that moment.
     """
     now = utcnow()
-    query = select(Event.id, Event.agent_id, Event.environment).where(*_due_filter(now))
+    query = select(Event.id).where(*_due_filter(now))
     if skip_endpoints:
         query = query.where(~tuple_(Event.agent_id, Event.environment).in_(list(skip_endpoints)))
     query = query.order_by(Event.next_attempt_at).limit(8)
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Event)
-    for event_id, agent_id, environment in db.session.execute(query).all():
+    for event_id in db.session.scalars(query).all():
         claimed = db.session.execute(
             update(Event)
             .where(Event.id == event_id, Event.status == PENDING,
@@ -74,10 +93,30 @@ def claim_next(worker_id: str, lease: timedelta, skip_endpoints=()) -> tuple[str
             .values(lease_owner=worker_id, lease_until=now + lease)
         )
         if claimed.rowcount == 1:
-            db.session.commit()
-            return event_id, (agent_id, environment)
+            work = _prepare(event_id)
+            db.session.commit()  # hold no transaction (and no SQLite lock) during the network call
+            return work
     db.session.commit()
     return None
+
+
+def _prepare(event_id: str) -> Work:
+    """Read the leased event and its webhook's current settings into a Work."""
+    row = db.session.execute(
+        select(Event.agent_id, Event.environment, Event.event_type, Event.body, Event.tries, Event.attempt_count,
+               Event.manual_by).where(Event.id == event_id)
+    ).one()
+    settings = get_settings(row.agent_id, row.environment)
+    work = Work(event_id, (row.agent_id, row.environment), row.event_type, row.body, row.tries, row.attempt_count,
+                "manual" if row.manual_by else "scheduled", enabled=settings.webhook_enabled,
+                url=settings.webhook_url or "")
+    if work.enabled:
+        try:
+            work.url = check_webhook_url(work.url, enabled=True).url
+            work.keys = signing_secrets(settings)
+        except (InvalidWebhookURL, MasterKeyError) as exc:
+            work.problem = str(exc)
+    return work
 
 
 def seconds_until_next_due(ceiling: float) -> float:
@@ -91,83 +130,81 @@ def seconds_until_next_due(ceiling: float) -> float:
     return min(ceiling, max(0.01, (soonest - now).total_seconds()))
 
 
-def deliver(event_id: str, worker_id: str, sender: Sender, schedule: list[float], slowdown: float) -> bool:
-    """Make one try of a leased event with the settings saved now; True when the event is finished."""
-    event = db.session.get(Event, event_id)
-    if event is None or event.status != PENDING or event.lease_owner != worker_id:
-        return False
-    settings = get_settings(event.agent_id, event.environment)
-    trigger = "manual" if event.manual_by else "scheduled"
-    if not settings.webhook_enabled:
-        event.status, event.last_error = CANCELLED, "Not sent: the webhook was switched off before this try."
-        event.lease_owner = event.lease_until = event.next_attempt_at = None
+def deliver(work: Work, worker_id: str, sender: Sender, schedule: list[float], slowdown: float) -> bool:
+    """Make one try of a leased event; True when the event is finished (delivered, failed or cancelled)."""
+    if not work.enabled:
+        cancelled = db.session.execute(
+            update(Event).where(Event.id == work.event_id, Event.lease_owner == worker_id)
+            .values(status=CANCELLED, last_error="Not sent: the webhook was switched off before this try.",
+                    lease_owner=None, lease_until=None, next_attempt_at=None)
+        ).rowcount
         db.session.commit()
-        return True
-    url, headers, body = settings.webhook_url or "", {}, event.body
-    try:
-        url = check_webhook_url(url, enabled=True).url
-        keys = signing_secrets(settings)
-    except (InvalidWebhookURL, MasterKeyError) as exc:
-        outcome = Outcome(0, error=str(exc))
+        return cancelled == 1
+    headers = {}
+    if work.problem:
+        outcome = Outcome(0, error=work.problem)
     else:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            "X-Qlar-Event": event.event_type,
-            **signature_headers(keys, event.id, int(time.time()), body),
+            "X-Qlar-Event": work.event_type,
+            **signature_headers(work.keys, work.event_id, int(time.time()), work.body),
         }
-        db.session.commit()  # hold no transaction (and no SQLite lock) during the network call
-        outcome = sender.post(url, body, headers)
-    return _record_try(event, worker_id, trigger, url, headers, outcome, schedule, slowdown)
+        outcome = sender.post(work.url, work.body, headers)
+    return _record_try(work, worker_id, headers, outcome, schedule, slowdown)
 
 
-def _record_try(event, worker_id, trigger, url, headers, outcome: Outcome, schedule, slowdown) -> bool:
-    """Store the attempt and decide: delivered, retry later, or failed for good."""
-    db.session.refresh(event)
+def _record_try(work: Work, worker_id: str, headers: dict, outcome: Outcome, schedule, slowdown) -> bool:
+    """Store the attempt and decide, in one transaction: delivered, retry later, or failed for good."""
     now = utcnow()
-    attempt = Attempt(
-        event_id=event.id, number=event.attempt_count + 1, trigger=trigger,
-        started_at=now - timedelta(milliseconds=outcome.duration_ms), duration_ms=round(outcome.duration_ms, 2),
-        url=url, request_headers=headers, response_status=outcome.status,
-        response_headers=outcome.headers or None, response_body=outcome.body or None, error=outcome.error,
-    )
-    db.session.add(attempt)
-    event.attempt_count += 1
-    if event.lease_owner != worker_id:  # our lease expired and another worker took over: history only
-        db.session.commit()
-        return False
-    event.tries += 1
-    event.manual_by = event.lease_owner = event.lease_until = None
-    event.last_status_code = outcome.status
-    event.last_error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
+    status, next_at, tries = PENDING, None, work.tries + 1
     if outcome.ok:
-        event.status, event.delivered_at, event.next_attempt_at = SUCCEEDED, now, None
+        status = SUCCEEDED
     elif outcome.status == 410:
-        event.status, event.next_attempt_at = FAILED, None
-        _disable_after_gone(event, now)
+        status = FAILED
     else:
         delay = retry_delay(
-            event.tries, schedule, status=outcome.status, timed_out=outcome.timed_out, slowdown=slowdown,
+            tries, schedule, status=outcome.status, timed_out=outcome.timed_out, slowdown=slowdown,
             retry_after=parse_retry_after(outcome.headers.get("Retry-After"), now),
         )
-        if delay is None:
-            event.status, event.next_attempt_at = FAILED, None
-        else:
-            event.next_attempt_at = now + timedelta(seconds=delay)
-    attempt.next_attempt_at = event.next_attempt_at
-    if event.status in (SUCCEEDED, FAILED):
-        count_outcome(now.date(), event.status)
+        status, next_at = (FAILED, None) if delay is None else (PENDING, now + timedelta(seconds=delay))
+    ours = db.session.execute(
+        update(Event).where(Event.id == work.event_id, Event.lease_owner == worker_id).values(
+            status=status, tries=tries, attempt_count=Event.attempt_count + 1, next_attempt_at=next_at,
+            delivered_at=now if status == SUCCEEDED else None, manual_by=None, lease_owner=None, lease_until=None,
+            last_status_code=outcome.status,
+            last_error=outcome.error or (None if outcome.ok else f"HTTP {outcome.status}"),
+        )
+    ).rowcount == 1
+    if ours:
+        number = work.attempt_count + 1
+    else:  # our lease expired and another worker took over: keep the try as history only
+        db.session.execute(update(Event).where(Event.id == work.event_id)
+                           .values(attempt_count=Event.attempt_count + 1))
+        number = db.session.scalar(select(Event.attempt_count).where(Event.id == work.event_id))
+        next_at = None
+    db.session.execute(insert(Attempt).values(
+        event_id=work.event_id, number=number, trigger=work.trigger,
+        started_at=now - timedelta(milliseconds=outcome.duration_ms), duration_ms=round(outcome.duration_ms, 2),
+        url=work.url, request_headers=headers, response_status=outcome.status,
+        response_headers=outcome.headers or None, response_body=outcome.body or None, error=outcome.error,
+        next_attempt_at=next_at,
+    ))
+    if ours and outcome.status == 410:
+        _disable_after_gone(work, now)
+    if ours and status != PENDING:
+        count_outcome(now.date(), status)
     db.session.commit()
-    log.info("event %s try %d: %s", event.id, attempt.number, outcome.status or outcome.error)
-    return event.status != PENDING
+    log.info("event %s try %d: %s", work.event_id, number, outcome.status or outcome.error)
+    return ours and status != PENDING
 
 
-def _disable_after_gone(event: Event, now) -> None:
+def _disable_after_gone(work: Work, now) -> None:
     """410 Gone: the receiver asks us to stop; switch the webhook off and say why on the card."""
-    settings = get_settings(event.agent_id, event.environment)
+    settings = get_settings(*work.endpoint)
     settings.webhook_enabled = False
     settings.disabled_reason = (
-        f"The endpoint answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC (event {event.id}), "
+        f"The endpoint answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC (event {work.event_id}), "
         "so qlar switched the webhook off. Enable it and save to resume."
     )
     settings.disabled_at = now
