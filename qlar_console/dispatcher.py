@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from contextlib import nullcontext
 from datetime import timedelta
 
 from flask import Flask
@@ -36,7 +37,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._claim_lock = threading.Lock()
+        self._claim_lock = threading.Lock()  # claims take turns within a process (and guard _inflight)
         self._inflight: Counter = Counter()  # (agent, environment) -> sends in progress in this process
         if app is not None:
             self.init_app(app)
@@ -56,6 +57,10 @@ class Dispatcher:
         self.sender = Sender(timeout=self.timeout, extra_cas=deliveries.trusted_cas(app),
                              allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"]))
         self.wakeup = wakeup_for(app)
+        # SQLite has one writer at a time, and a waiting writer sleeps in steps of up to 100 ms: the
+        # threads take turns in-process instead. PostgreSQL takes concurrent writes as they come.
+        sqlite = cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        self._record_lock = self._claim_lock if sqlite else nullcontext()
         self.app = app
         self.endpoint_limit = self._endpoint_limit(int(cfg["DISPATCHER_THREADS"]))
         app.extensions["qlar_dispatcher"] = self
@@ -169,7 +174,8 @@ class Dispatcher:
                 return False
             self._inflight[work.endpoint] += 1
         try:
-            finished = deliveries.deliver(work, worker_id, self.sender, self.schedule, self.slowdown)
+            finished = deliveries.deliver(work, worker_id, self.sender, self.schedule, self.slowdown,
+                                          self._record_lock)
         finally:
             with self._claim_lock:
                 self._inflight[work.endpoint] -= 1

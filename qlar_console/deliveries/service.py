@@ -1,6 +1,7 @@
 """Delivery rules: claiming under a lease, one signed try, the retry decision, Resend and purge."""
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from .sender import Outcome, Sender
 log = logging.getLogger(__name__)
 
 USER_AGENT = "qlar-webhooks/0.1.0"
+NO_LOCK = nullcontext()
 
 
 class DeliveryError(Exception):
@@ -130,15 +132,20 @@ def seconds_until_next_due(ceiling: float) -> float:
     return min(ceiling, max(0.01, (soonest - now).total_seconds()))
 
 
-def deliver(work: Work, worker_id: str, sender: Sender, schedule: list[float], slowdown: float) -> bool:
-    """Make one try of a leased event; True when the event is finished (delivered, failed or cancelled)."""
+def deliver(work: Work, worker_id: str, sender: Sender, schedule: list[float], slowdown: float,
+            write_lock=NO_LOCK) -> bool:
+    """Make one try of a leased event; True when the event is finished (delivered, failed or cancelled).
+
+    write_lock is held while the try is recorded (the dispatcher serialises its SQLite writes with it).
+    """
     if not work.enabled:
-        cancelled = db.session.execute(
-            update(Event).where(Event.id == work.event_id, Event.lease_owner == worker_id)
-            .values(status=CANCELLED, last_error="Not sent: the webhook was switched off before this try.",
-                    lease_owner=None, lease_until=None, next_attempt_at=None)
-        ).rowcount
-        db.session.commit()
+        with write_lock:
+            cancelled = db.session.execute(
+                update(Event).where(Event.id == work.event_id, Event.lease_owner == worker_id)
+                .values(status=CANCELLED, last_error="Not sent: the webhook was switched off before this try.",
+                        lease_owner=None, lease_until=None, next_attempt_at=None)
+            ).rowcount
+            db.session.commit()
         return cancelled == 1
     headers = {}
     if work.problem:
@@ -151,7 +158,8 @@ def deliver(work: Work, worker_id: str, sender: Sender, schedule: list[float], s
             **signature_headers(work.keys, work.event_id, int(time.time()), work.body),
         }
         outcome = sender.post(work.url, work.body, headers)
-    return _record_try(work, worker_id, headers, outcome, schedule, slowdown)
+    with write_lock:
+        return _record_try(work, worker_id, headers, outcome, schedule, slowdown)
 
 
 def _record_try(work: Work, worker_id: str, headers: dict, outcome: Outcome, schedule, slowdown) -> bool:
