@@ -10,7 +10,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from ..config import ROOT
 from ..crypto import install_log_redaction
-from ..security import CSP
+from ..security import add_security_headers
 from .certs import CertPaths, ssl_context
 from .store import DEFAULT_RETENTION_SECONDS, DEFAULT_TRACE_CAPACITY, KeyRing, SeenEvents, TraceStore
 from .views import bp
@@ -67,12 +67,10 @@ def receiver_state(app: Flask) -> ReceiverState:
 def init_headers(app: Flask) -> None:
     """A strict CSP and no caching: the pages show request traces."""
 
+    app.after_request(add_security_headers)
+
     @app.after_request
-    def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+    def no_store(response):
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
