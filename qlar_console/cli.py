@@ -1,6 +1,7 @@
 """`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
 import ctypes
 import functools
+import json
 import random
 import signal
 import sys
@@ -14,6 +15,7 @@ from .auth.models import ROLES
 from .auth.service import UserError, create_user
 from .clock import utcnow
 from .crypto import MASKED, MasterKeyError
+from .deliveries import conformance
 from .deliveries import service as deliveries
 from .deliveries.models import STATUSES, Event
 from .deliveries.service import DeliveryError
@@ -125,6 +127,27 @@ def webhook_regenerate(agent_id, env, grace):
     settings = service.get_settings(agent_id, env)
     service.regenerate_secret(settings, CLI_ACTOR, grace)
     click.echo("Secret key regenerated" + ("." if grace == "none" else f"; the previous key stays valid for {grace}."))
+
+
+@qlar.command("check-receiver")
+@click.argument("agent_id")
+@click.argument("env")
+@click.option("--json", "as_json", is_flag=True, help="Print the scorecard as JSON.")
+@one_line_errors
+def check_receiver_command(agent_id, env, as_json):
+    """Probe the saved endpoint for the integration guide's rules; exit 1 when a required rule fails."""
+    check = conformance.check_receiver(service.get_settings(agent_id, env), CLI_ACTOR)
+    if as_json:
+        click.echo(json.dumps({"url": check.url, "ranAt": check.ran_at.isoformat() + "Z", "passed": check.passed,
+                               "rules": check.results}, indent=2))
+    else:
+        for r in check.results:
+            verdict = "PASS" if r["passed"] else ("FAIL" if r["required"] else "ADVICE")
+            fix = f" -> {r['fix']}" if r["fix"] else ""
+            click.echo(f"{verdict:<6} {r['number']:>2}. {r['rule']}: {r['got']}{fix}")
+        click.echo("Every required rule passed." if check.passed else "Some required rules failed.")
+    if not check.passed:
+        sys.exit(1)
 
 
 @qlar.command("rotate-master-key")

@@ -100,3 +100,21 @@ def test_qa_flow_run_regenerate_and_rotate_receiver_key(browser, stack):
     assert _event_types(page, "signature valid") == ["created", "claimed", "completed"] * 2
     assert new_key not in page.content()
     context.close()
+
+
+def test_check_receiver_from_the_card(browser, stack):
+    """An editor presses Check receiver and reads the scorecard: the reference receiver passes every rule."""
+    console, _ = stack
+    context = browser.new_context(base_url=console)
+    page = context.new_page()
+    page.goto("/login")
+    page.get_by_label("Username").fill("editor")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/agents/agent-123/staging/escalation")
+    page.get_by_role("button", name="Check receiver").click()
+    expect(page.get_by_text("Receiver check: every required rule passed.")).to_be_visible()
+    scorecard = page.get_by_role("table", name="Scorecard for")
+    expect(scorecard.get_by_role("row")).to_have_count(10)  # header + rules 1-8 and 10 (no previous key: no 9)
+    expect(scorecard.get_by_role("cell", name="Fail", exact=True)).to_have_count(0)
+    context.close()

@@ -92,3 +92,18 @@ class DailyOutcome(db.Model):
     day: Mapped[date] = mapped_column(primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class ReceiverCheck(db.Model):
+    """One run of the receiver conformance check (its scorecard; never a secret)."""
+
+    __tablename__ = "receiver_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(64))
+    ran_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ran_by: Mapped[str] = mapped_column(String(80))
+    url: Mapped[str] = mapped_column(String(2048))
+    passed: Mapped[bool]
+    results: Mapped[list] = mapped_column(JSON)

@@ -70,6 +70,7 @@ class Sender:
     def __init__(self, *, timeout: float, extra_cas: list[str], allow_private: bool):
         self.timeout, self.allow_private = timeout, allow_private
         self.ssl_context = ssl.create_default_context(cafile=certifi.where())
+        self.ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2  # older TLS never connects
         for path in extra_cas:
             self.ssl_context.load_verify_locations(path)
         self._local = threading.local()
@@ -86,13 +87,13 @@ class Sender:
             self._local.session = session
         return session
 
-    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+    def post(self, url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> Outcome:
         """Send once and describe the result; never raises for network or HTTP failures."""
         started = time.perf_counter()
         elapsed = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
         try:
-            response = self._session().post(
-                url, data=body, headers=headers, timeout=(self.timeout, self.timeout),
+            response = self._session().request(
+                method, url, data=body, headers=headers, timeout=(self.timeout, self.timeout),
                 allow_redirects=False, stream=True,
             )
         except InvalidIPAddress as exc:

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 from ..auth.views import require_role
 from ..clock import utcnow
 from ..crypto import MASKED
+from ..deliveries import conformance
 from ..deliveries import service as deliveries
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
 from . import service
@@ -48,6 +49,7 @@ def _render(settings, form, *, version=None, status=200):
         now=now, grace_active=settings.previous_secret_active(now),
         can_edit=current_user.has_role("editor"),
         missed=deliveries.missed_events(settings) if settings.webhook_enabled else [],
+        check=conformance.latest_check(settings),
     )
     return html, status
 
@@ -139,3 +141,20 @@ def resend_missed(agent_id: str, env: str):
     count = deliveries.resend_missed(settings, current_user.username, dismiss=dismiss)
     flash("Dismissed." if dismiss else f"{count} missed events queued for delivery, oldest first.", "success")
     return redirect(_page_url(settings))
+
+
+@bp.post("/agents/<agent_id>/<env>/webhook/check")
+@require_role("editor")
+def check_receiver(agent_id: str, env: str):
+    """Check receiver: probe the saved endpoint and show the scorecard on the card."""
+    settings = _settings_or_404(agent_id, env)
+    try:
+        check = conformance.check_receiver(settings, current_user.username)
+    except service.SettingsError as exc:
+        flash(str(exc), "error")
+    else:
+        if check.passed:
+            flash("Receiver check: every required rule passed.", "success")
+        else:
+            flash("Receiver check: some required rules failed; see the scorecard below.", "error")
+    return redirect(_page_url(settings) + "#receiver-check")

@@ -1,0 +1,185 @@
+"""Receiver conformance check: probes that tell whether an endpoint follows the integration guide.
+
+Every probe carries `X-Qlar-Test: conformance` and the event type `qlar.conformance_check`, which no
+receiver acts on, and goes through the dispatcher's Sender (SSRF guard, TLS verification, timeouts).
+"""
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from flask import current_app
+
+from ..audit.service import record
+from ..clock import utcnow
+from ..crypto import generate_secret, secret_box
+from ..extensions import db
+from ..settings.models import EscalationSettings
+from ..settings.service import SettingsError, signing_secrets
+from ..signing import signature_headers
+from .models import ReceiverCheck
+from .sender import Outcome, Sender
+
+CHECK_EVENT = "qlar.conformance_check"
+MIN_INTERVAL = timedelta(seconds=10)
+REFUSED = (401, 403)
+
+
+@dataclass
+class RuleResult:
+    """One rule of the scorecard: did the receiver behave, what was sent, what came back, how to fix it."""
+
+    number: int
+    rule: str
+    required: bool
+    passed: bool
+    sent: str
+    got: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _document(agent_id: str, environment: str, event_id: str, extra: bool = False) -> dict:
+    document = {
+        "eventId": event_id, "eventType": CHECK_EVENT, "timestamp": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "agentId": agent_id, "environment": environment,
+        "escalation": {"id": "esc-conformance-check", "threadId": "thread-conformance-check", "status": "Pending"},
+        "sequence": 0,
+    }
+    if extra:
+        document["futureField"] = {"added": "later"}
+        document["escalation"]["futureField"] = ["unknown", 1]
+    return document
+
+
+def _raw(document: dict) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _got(outcome: Outcome) -> str:
+    if outcome.status is None:
+        return outcome.error or "no response"
+    return f"HTTP {outcome.status}" + (f" in {outcome.duration_ms:.0f} ms" if outcome.duration_ms else "")
+
+
+class _Prober:
+    """Sends the probes of one check with the keys the webhook signs with now."""
+
+    def __init__(self, sender: Sender, url: str, keys: list[str], agent_id: str, environment: str):
+        self.sender, self.url, self.keys = sender, url, keys
+        self.agent_id, self.environment = agent_id, environment
+
+    def send(self, body: bytes, event_id: str, keys: list[str] | None, method: str = "POST",
+             signed_body: bytes | None = None) -> Outcome:
+        headers = {"Content-Type": "application/json", "X-Qlar-Test": "conformance", "X-Qlar-Event": CHECK_EVENT}
+        if keys:
+            headers.update(signature_headers(keys, event_id, int(time.time()), signed_body or body))
+        return self.sender.post(self.url, body, headers, method=method)
+
+    def new_probe(self, extra: bool = False) -> tuple[str, bytes]:
+        event_id = f"evt_check{secrets.token_hex(8)}"
+        return event_id, _raw(_document(self.agent_id, self.environment, event_id, extra))
+
+
+def run_probes(sender: Sender, url: str, keys: list[str], agent_id: str, environment: str,
+               expired_key: str | None = None) -> list[RuleResult]:
+    """Probe the receiver at url; returns the scorecard, required rules first, advisory last."""
+    p = _Prober(sender, url, keys, agent_id, environment)
+    results = []
+
+    def rule(number, text, outcome, passed, sent, fix, required=True):
+        results.append(RuleResult(number, text, required, passed, sent, _got(outcome), None if passed else fix))
+
+    event_id, body = p.new_probe()
+    first = p.send(body, event_id, keys)
+    rule(1, "A correctly signed probe is accepted with 2xx", first, first.ok, "POST, signed with the current key",
+         "Check the URL, the TLS certificate and that the receiver holds the current key (Copy), and answer 2xx.")
+    again = p.send(body, event_id, keys)
+    rule(2, "The same probe again (same eventId) is accepted with 2xx", again, again.ok,
+         "the same POST again, same eventId",
+         "Treat a repeated eventId as already processed and answer 2xx, so retries never fail.")
+    event_id, body = p.new_probe()
+    unsigned = p.send(body, event_id, None)
+    rule(3, "No signature headers: refused with 401 or 403", unsigned, unsigned.status in REFUSED,
+         "POST without X-Qlar-Signature or webhook-signature", "Reject requests without a signature header with 401.")
+    event_id, body = p.new_probe()
+    wrong = p.send(body, event_id, [generate_secret()])
+    rule(4, "A wrong signature: refused with 401 or 403", wrong, wrong.status in REFUSED,
+         "POST signed with a random key", "Compare the signature with HMAC-SHA256 of the body under your key; "
+         "reject a mismatch with 401.")
+    event_id, body = p.new_probe()
+    tampered = body.replace(b"esc-conformance-check", b"esc-conformance-checK", 1)
+    changed = p.send(tampered, event_id, keys, signed_body=body)
+    rule(5, "The body changed by one byte after signing: refused with 401 or 403", changed,
+         changed.status in REFUSED, "POST signed, then one byte of the body changed",
+         "Verify the signature over the exact bytes received, and reject a mismatch with 401.")
+    event_id, body = p.new_probe()
+    reserialised = json.dumps(json.loads(body), indent=2).encode()
+    spaced = p.send(reserialised, event_id, keys, signed_body=body)
+    rule(6, "Re-serialised body with the original signature: refused", spaced, spaced.status in REFUSED,
+         "POST of the same JSON with other whitespace, original signature",
+         "Verify the raw request bytes, not JSON you parsed and serialised again.")
+    get, put = p.send(b"", "evt_check_get", None, method="GET"), p.send(b"{}", "evt_check_put", None, method="PUT")
+    methods_ok = not get.ok and not put.ok and get.status is not None and put.status is not None
+    rule(7, "GET and PUT are answered with a non-2xx (ideally 405)", get, methods_ok, "GET, then PUT",
+         "Answer methods other than POST with 405 Method Not Allowed.")
+    results[-1].got = f"GET: {_got(get)}; PUT: {_got(put)}"
+    event_id, body = p.new_probe(extra=True)
+    extra = p.send(body, event_id, keys)
+    rule(8, "Unknown fields at every level are ignored (2xx)", extra, extra.ok,
+         "POST with extra fields at the top level and inside escalation",
+         "Ignore fields you do not know instead of rejecting the body.")
+    if expired_key:
+        event_id, body = p.new_probe()
+        old = p.send(body, event_id, [expired_key])
+        rule(9, "Signed only with the previous (expired) key: refused with 401 or 403", old, old.status in REFUSED,
+             "POST signed only with the key replaced by Regenerate Key",
+             "Drop the old key from your receiver once the grace period is over.")
+    timely = first.status is not None and first.duration_ms < 2000  # any answer means TLS 1.2+ (the Sender's floor)
+    small = len(first.body) < 4096
+    advisory = f"{_got(first)}, TLS 1.2 or newer, {len(first.body)} byte body" if first.status else _got(first)
+    rule(10, "Answers within 2 seconds, over TLS 1.2 or newer, with a small body", first, timely and small,
+         "the first probe's timing, TLS version and body size",
+         "Answer quickly (queue slow work), keep TLS 1.2+, and reply with a short body.", required=False)
+    results[-1].got = advisory
+    return results
+
+
+def check_receiver(settings: EscalationSettings, actor: str) -> ReceiverCheck:
+    """Run the probes against the saved webhook (at most once every 10 s per webhook); stored and audited."""
+    if not settings.webhook_url or not settings.secret_ciphertext:
+        raise SettingsError("Save the webhook with its URL first: the check probes the saved endpoint.")
+    now = utcnow()
+    last = latest_check(settings)
+    if last and now - last.ran_at < MIN_INTERVAL:
+        wait = (MIN_INTERVAL - (now - last.ran_at)).total_seconds()
+        raise SettingsError(f"A check ran {(now - last.ran_at).total_seconds():.0f} s ago: "
+                            f"wait {wait:.0f} s before the next one.")
+    expired = None
+    if settings.previous_secret_ciphertext and not settings.previous_secret_active(now):
+        expired = secret_box().decrypt(settings.previous_secret_ciphertext)
+    keys, url = signing_secrets(settings, now), settings.webhook_url
+    db.session.commit()  # no transaction open while probing
+    results = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, settings.agent_id,
+                         settings.environment, expired)
+    passed = all(r.passed for r in results if r.required)
+    failed = [str(r.number) for r in results if r.required and not r.passed]
+    check = ReceiverCheck(agent_id=settings.agent_id, environment=settings.environment, ran_at=now, ran_by=actor,
+                          url=url, passed=passed, results=[r.as_dict() for r in results])
+    db.session.add(check)
+    record(actor, "webhook.receiver_checked",
+           f"{url}: " + ("every required rule passed" if passed else f"failed rules {', '.join(failed)}"),
+           agent_id=settings.agent_id, environment=settings.environment)
+    db.session.commit()
+    return check
+
+
+def latest_check(settings: EscalationSettings) -> ReceiverCheck | None:
+    """The newest stored check of this webhook."""
+    return db.session.scalar(
+        db.select(ReceiverCheck).filter_by(agent_id=settings.agent_id, environment=settings.environment)
+        .order_by(ReceiverCheck.id.desc()).limit(1)
+    )

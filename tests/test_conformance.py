@@ -1,0 +1,148 @@
+"""Receiver conformance check against the reference receiver and against deliberately broken receivers."""
+import json
+from types import SimpleNamespace
+
+import pytest
+from conftest import make_app
+
+from qlar_console.audit.models import AuditEntry
+from qlar_console.crypto import secret_box
+from qlar_console.deliveries.conformance import CHECK_EVENT, check_receiver
+from qlar_console.extensions import db
+from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
+from qlar_console.receiver.certs import ensure_local_ca
+from qlar_console.settings.service import (
+    SettingsChange,
+    SettingsError,
+    get_settings,
+    regenerate_secret,
+    save_settings,
+    signing_secrets,
+)
+from qlar_console.signing import verify_qlar_signature
+
+ENV = ("agent-123", "production")
+KNOWN = {"created", "claimed", "completed", "released"}
+
+
+def _failed(check) -> set[int]:
+    return {r["number"] for r in check.results if r["required"] and not r["passed"]}
+
+
+def _check(app):
+    with app.app_context():
+        check = check_receiver(get_settings(*ENV), "editor")
+        return SimpleNamespace(passed=check.passed, results=check.results)
+
+
+def _receiver_like(keys, *, accept_all=False, reserialise=False, fail_unknown=False, conflict=False, get_ok=False):
+    """A receiver that follows the guide except for the one mistake asked for."""
+    seen = set()
+
+    def respond(received):
+        if received.method != "POST":
+            return (200 if get_ok and received.method == "GET" else 405), {}, 0
+        if accept_all:
+            return 200, {}, 0
+        signed = received.body
+        if reserialise:  # the mistake: verify JSON parsed and serialised again, not the raw bytes
+            signed = json.dumps(json.loads(signed), ensure_ascii=False, separators=(",", ":")).encode()
+        if not verify_qlar_signature(keys(), signed, received.headers.get("X-Qlar-Signature")):
+            return 401, {}, 0
+        document = json.loads(received.body)
+        if document["eventType"] not in KNOWN and fail_unknown:
+            return 500, {}, 0
+        if document["eventId"] in seen:
+            return (409 if conflict else 200), {}, 0
+        seen.add(document["eventId"])
+        return 200, {}, 0
+
+    return respond
+
+
+@pytest.fixture
+def reference(tmp_path):
+    """An app whose webhook points at the project's reference receiver (local CA trusted by the console)."""
+    certs = ensure_local_ca(tmp_path)
+    app = make_app(tmp_path, ALLOW_PRIVATE_TARGETS=True, TIMEOUT_SECONDS=3, LEASE_SECONDS=5)
+    receiver_app = create_receiver_app([])
+    server, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
+    with app.app_context():
+        settings = get_settings(*ENV)
+        save_settings(settings, SettingsChange(webhook_enabled=True,
+                                               webhook_url=f"https://127.0.0.1:{server.server_port}/webhook"),
+                      expected_version=settings.version, actor="test")
+        receiver_state(receiver_app).set_keys(signing_secrets(settings))
+    yield app, receiver_app
+    server.shutdown()
+
+
+def test_reference_receiver_passes_every_rule(reference):
+    app, receiver_app = reference
+    with app.app_context():  # a Regenerate Key whose grace is over: rule 9 applies
+        regenerate_secret(get_settings(*ENV), "editor")
+        receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
+    check = _check(app)
+    assert check.passed and _failed(check) == set()
+    assert [r["number"] for r in check.results] == list(range(1, 11))
+    traces = receiver_app.test_client().get("/traces.json").json["traces"]
+    assert traces and {t["event_type"] for t in traces} <= {CHECK_EVENT, None}  # nothing a receiver acts on
+    assert not any(t["outcome"] == "processed" for t in traces)
+
+
+@pytest.mark.parametrize(("mistake", "failures"), [
+    ({"accept_all": True}, {3, 4, 5, 6}),
+    ({"reserialise": True}, {6}),
+    ({"fail_unknown": True}, {1, 2, 8}),
+    ({"conflict": True}, {2}),
+    ({"get_ok": True}, {7}),
+])
+def test_broken_receivers_get_exactly_their_failures(delivery_app, receiver, mistake, failures):
+    def keys():
+        with delivery_app.app_context():
+            return signing_secrets(get_settings(*ENV))
+
+    receiver.respond = _receiver_like(keys, **mistake)
+    check = _check(delivery_app)
+    assert _failed(check) == failures
+    assert not check.passed
+    for r in check.results:
+        assert (r["fix"] is None) == r["passed"]  # every failure says what to fix
+    assert all(r.headers.get("X-Qlar-Test") == "conformance" for r in receiver.requests)
+    assert all(json.loads(r.body)["eventType"] == CHECK_EVENT for r in receiver.requests if r.method == "POST")
+
+
+def test_check_is_audited_rate_limited_and_secret_free(delivery_app, receiver):
+    receiver.respond = lambda r: (200, {}, 0)
+    check = _check(delivery_app)
+    with delivery_app.app_context():
+        secret = secret_box().decrypt(get_settings(*ENV).secret_ciphertext)
+        with pytest.raises(SettingsError, match="wait"):
+            check_receiver(get_settings(*ENV), "editor")
+        entry = db.session.scalar(db.select(AuditEntry).filter_by(action="webhook.receiver_checked"))
+    assert "failed rules 3, 4, 5, 6" in entry.details
+    assert secret not in json.dumps(check.results) and secret not in entry.details
+
+
+def test_check_from_the_card_and_the_cli(delivery_app, receiver):
+    def keys():
+        with delivery_app.app_context():
+            return signing_secrets(get_settings(*ENV))
+
+    receiver.respond = _receiver_like(keys, get_ok=True)
+    web = delivery_app.test_client()
+    web.post("/login", data={"username": "viewer", "password": "correct horse battery"})
+    assert web.post("/agents/agent-123/production/webhook/check").status_code == 403
+    web.post("/login", data={"username": "editor", "password": "correct horse battery"})
+    html = web.post("/agents/agent-123/production/webhook/check", follow_redirects=True).get_data(as_text=True)
+    assert "Receiver check: some required rules failed" in html
+    assert "Answer methods other than POST with 405 Method Not Allowed." in html
+    with delivery_app.app_context():  # let the next check run at once
+        from qlar_console.deliveries.models import ReceiverCheck
+
+        db.session.execute(db.delete(ReceiverCheck))
+        db.session.commit()
+    result = delivery_app.test_cli_runner().invoke(args=["qlar", "check-receiver", *ENV, "--json"])
+    assert result.exit_code == 1
+    scorecard = json.loads(result.output)
+    assert scorecard["passed"] is False and [r["number"] for r in scorecard["rules"] if not r["passed"]] == [7]
