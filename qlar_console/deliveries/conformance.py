@@ -19,6 +19,7 @@ from ..settings.models import EscalationSettings
 from ..settings.service import SettingsError, signing_secrets
 from ..signing import signature_headers
 from .models import ReceiverCheck
+from .outbox import freeze
 from .sender import Outcome, Sender
 
 CHECK_EVENT = "qlar.conformance_check"
@@ -55,10 +56,6 @@ def _document(agent_id: str, environment: str, event_id: str, extra: bool = Fals
     return document
 
 
-def _raw(document: dict) -> bytes:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def _got(outcome: Outcome) -> str:
     if outcome.status is None:
         return outcome.error or "no response"
@@ -66,10 +63,10 @@ def _got(outcome: Outcome) -> str:
 
 
 class _Prober:
-    """Sends the probes of one check with the keys the webhook signs with now."""
+    """Sends the probes of one check to one endpoint."""
 
-    def __init__(self, sender: Sender, url: str, keys: list[str], agent_id: str, environment: str):
-        self.sender, self.url, self.keys = sender, url, keys
+    def __init__(self, sender: Sender, url: str, agent_id: str, environment: str):
+        self.sender, self.url = sender, url
         self.agent_id, self.environment = agent_id, environment
 
     def send(self, body: bytes, event_id: str, keys: list[str] | None, method: str = "POST",
@@ -81,13 +78,13 @@ class _Prober:
 
     def new_probe(self, extra: bool = False) -> tuple[str, bytes]:
         event_id = f"evt_check{secrets.token_hex(8)}"
-        return event_id, _raw(_document(self.agent_id, self.environment, event_id, extra))
+        return event_id, freeze(_document(self.agent_id, self.environment, event_id, extra))
 
 
 def run_probes(sender: Sender, url: str, keys: list[str], agent_id: str, environment: str,
                expired_key: str | None = None) -> list[RuleResult]:
     """Probe the receiver at url; returns the scorecard, required rules first, advisory last."""
-    p = _Prober(sender, url, keys, agent_id, environment)
+    p = _Prober(sender, url, agent_id, environment)
     results = []
 
     def rule(number, text, outcome, passed, sent, fix, required=True):

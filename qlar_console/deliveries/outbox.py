@@ -37,6 +37,11 @@ def event_body(event_id: str, event_type: str, escalation: Escalation, sequence:
         "escalation": escalation.as_payload(),
         "sequence": sequence,
     }
+    return freeze(document)
+
+
+def freeze(document: dict) -> bytes:
+    """The bytes a body is sent (and signed) as: compact UTF-8 JSON."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
 
 

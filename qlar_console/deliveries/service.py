@@ -4,7 +4,6 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import case, exists, func, insert, or_, select, tuple_, update
@@ -16,6 +15,7 @@ from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import MasterKeyError
 from ..extensions import db
+from ..receiver.certs import cert_paths
 from ..settings.service import get_settings, signing_secrets
 from ..signing import signature_headers
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
@@ -36,7 +36,7 @@ class DeliveryError(Exception):
 def trusted_cas(app: Flask) -> list[str]:
     """CA files trusted besides the system bundle: QLAR_CA_BUNDLE, and the demo's local CA if present."""
     extras = [app.config["CA_BUNDLE"]] if app.config.get("CA_BUNDLE") else []
-    local_ca = Path(app.instance_path) / "ca" / "ca.pem"  # made by `flask qlar demo` for the reference receiver
+    local_ca = cert_paths(app.instance_path).ca_cert  # made by `flask qlar demo` for the reference receiver
     if local_ca.exists():
         extras.append(str(local_ca))
     return extras
