@@ -17,3 +17,20 @@ def save_form(version: int, url: str = "https://example.com/hooks/qlar", enabled
         data["webhook_enabled"] = "y"
     data.update(extra)
     return data
+
+
+def login(client, username: str = "editor") -> None:
+    """Log a test client in as one of the fixture users (fails loudly if the login is refused)."""
+    from conftest import PASSWORD
+
+    response = client.post("/login", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 302, f"login as {username} refused"
+
+
+def stored_secret(app, environment: str = "production") -> str:
+    """The webhook key of agent-123 in `environment`, as the app decrypts it from the database."""
+    from qlar_console.crypto import secret_box
+    from qlar_console.settings.service import get_settings
+
+    with app.app_context():
+        return secret_box().decrypt(get_settings("agent-123", environment).secret_ciphertext)

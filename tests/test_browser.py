@@ -4,10 +4,8 @@ import re
 
 import pytest
 from conftest import PASSWORD
+from helpers import stored_secret
 from playwright.sync_api import Page, expect
-
-from qlar_console.crypto import secret_box
-from qlar_console.settings.service import get_settings
 
 ESCALATION = "/agents/agent-123/production/escalation"
 HOOK_URL = "https://example.com/hooks/qlar"
@@ -75,13 +73,6 @@ def copy_key(page: Page) -> str:
     page.get_by_role("button", name="Copy", exact=True).click()
     expect(card(page).get_by_text("Copied", exact=True)).to_be_visible()
     return page.evaluate("navigator.clipboard.readText()")
-
-
-def stored_key(app) -> str:
-    """The current key as the app decrypts it from the database."""
-    with app.app_context():
-        settings = get_settings("agent-123", "production")
-        return secret_box().decrypt(settings.secret_ciphertext)
 
 
 def test_switch_shows_and_hides_webhook_fields(page):
@@ -160,7 +151,7 @@ def test_copy_puts_key_on_clipboard_not_in_page(page, live_server):
     assert key.startswith("whsec_")
     assert key not in page.content()
     expect(page.get_by_label("Secret Key")).not_to_have_value(key)
-    assert key == stored_key(app)
+    assert key == stored_secret(app)
 
 
 def test_regenerate_after_confirming_gives_new_key(page, live_server):
@@ -184,7 +175,7 @@ def test_regenerate_after_confirming_gives_new_key(page, live_server):
     key_b = copy_key(page)
     assert key_b.startswith("whsec_")
     assert key_b != key_a
-    assert key_b == stored_key(app)
+    assert key_b == stored_secret(app)
 
 
 def test_regenerate_dismissed_keeps_key(page, live_server):
@@ -208,7 +199,7 @@ def test_regenerate_dismissed_keeps_key(page, live_server):
     expect(page.get_by_text("Secret key regenerated")).to_have_count(0)
     assert page.url.endswith(ESCALATION)
     assert copy_key(page) == key_a
-    assert stored_key(app) == key_a
+    assert stored_secret(app) == key_a
 
 
 def test_regenerate_with_grace_then_revoke_previous(page):

@@ -5,6 +5,7 @@ import stat
 import pytest
 from conftest import MASTER_KEY, make_app
 from cryptography.fernet import Fernet
+from helpers import login
 
 from qlar_console import create_app
 from qlar_console.audit.models import AuditEntry
@@ -139,7 +140,7 @@ def test_wrong_master_key_is_one_clear_error(tmp_path):
     assert "cannot decrypt the stored webhook secret" in result.output
     assert "Traceback" not in result.output and "whsec_" not in result.output
     client = app.test_client()
-    client.post("/login", data={"username": "editor", "password": "correct horse battery"})
+    login(client, "editor")
     response = client.post("/agents/agent-123/production/webhook/secret", headers={"Accept": "application/json"})
     assert response.status_code == 500
     assert "cannot decrypt" in response.json["error"] and "secret" not in response.json

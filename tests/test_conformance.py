@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 from conftest import make_app
+from helpers import login
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.crypto import secret_box
@@ -131,9 +132,9 @@ def test_check_from_the_card_and_the_cli(delivery_app, receiver):
 
     receiver.respond = _receiver_like(keys, get_ok=True)
     web = delivery_app.test_client()
-    web.post("/login", data={"username": "viewer", "password": "correct horse battery"})
+    login(web, "viewer")
     assert web.post("/agents/agent-123/production/webhook/check").status_code == 403
-    web.post("/login", data={"username": "editor", "password": "correct horse battery"})
+    login(web, "editor")
     html = web.post("/agents/agent-123/production/webhook/check", follow_redirects=True).get_data(as_text=True)
     assert "Receiver check: some required rules failed" in html
     assert "Answer methods other than POST with 405 Method Not Allowed." in html

@@ -5,6 +5,7 @@ import hmac
 import json
 
 import pytest
+from helpers import login
 
 from qlar_console.crypto import generate_secret, secret_box
 from qlar_console.deliveries.debugger import diagnose
@@ -84,7 +85,7 @@ def test_debugger_on_attempt_page_after_regenerate(delivery_app, receiver):
         event = db.session.scalars(db.select(Event)).one()
         event_id, body = event.id, event.body
     client = delivery_app.test_client()
-    client.post("/login", data={"username": "viewer", "password": "correct horse battery"})
+    login(client, "viewer")
     page = client.get(f"/deliveries/{event_id}").get_data(as_text=True)
     assert "Signature debugger" in page
     html = client.post(f"/deliveries/{event_id}/attempts/1/debug",

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import PASSWORD
+from helpers import login
 from sqlalchemy import event as sa_event
 
 from qlar_console.audit.models import AuditEntry
@@ -19,11 +20,6 @@ from qlar_console.settings.service import get_settings
 
 ENV = ("agent-123", "production")
 EVENT_LINK = re.compile(r'href="/deliveries/(evt_[0-9a-f]+)"')
-
-
-def _login(client, username="editor"):
-    response = client.post("/login", data={"username": username, "password": PASSWORD})
-    assert response.status_code == 302
 
 
 def _deliver(app, claim=False) -> list[str]:
@@ -58,7 +54,7 @@ def _ids(page: str) -> list[str]:
     return EVENT_LINK.findall(page)
 
 
-def test_anonymous_is_sent_to_login(delivery_app):
+def test_anonymous_is_sent_tologin(delivery_app):
     client = delivery_app.test_client()
     for path in ("/deliveries", "/deliveries/evt_0123", "/deliveries?status=failed"):
         response = client.get(path)
@@ -69,7 +65,7 @@ def test_anonymous_is_sent_to_login(delivery_app):
 def test_list_shows_events_newest_first_with_status(delivery_app, receiver):
     created, claimed = _deliver(delivery_app, claim=True)
     client = delivery_app.test_client()
-    _login(client, "viewer")
+    login(client, "viewer")
     page = client.get("/deliveries").get_data(as_text=True)
     assert "<h1>Deliveries</h1>" in page and "<title>Deliveries · qlar</title>" in page
     assert _ids(page) == [claimed, created]
@@ -95,7 +91,7 @@ def test_filters(delivery_app, receiver, query, expected):
         skipped = db.session.scalar(db.select(Event.id).where(Event.status == "skipped"))
     names = {"created": created, "claimed": claimed, "skipped": skipped}
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
     response = client.get(f"/deliveries?{query}")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -115,7 +111,7 @@ def test_filters(delivery_app, receiver, query, expected):
 ])
 def test_invalid_filter_is_400_with_a_message(delivery_app, query, message):
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
     response = client.get(f"/deliveries?{query}")
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
@@ -135,7 +131,7 @@ def test_keyset_pagination_without_offset(delivery_app):
         engine = db.engine
     sa_event.listen(engine, "before_cursor_execute", remember)
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
 
     first = client.get("/deliveries").get_data(as_text=True)
     first_ids = _ids(first)
@@ -160,7 +156,7 @@ def test_keyset_pagination_without_offset(delivery_app):
 def test_older_link_keeps_the_filters(delivery_app):
     _insert(delivery_app, 52, status="failed", event_type="released")
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
     first = client.get("/deliveries?status=failed&event_type=released").get_data(as_text=True)
     older = html.unescape(re.search(r'<a href="([^"]+)">Older</a>', first).group(1))
     assert "status=failed" in older and "event_type=released" in older and "before=evt_" in older
@@ -184,7 +180,7 @@ def test_detail_shows_body_and_every_attempt(delivery_app, receiver):
         signature = event.attempts[1].request_headers["X-Qlar-Signature"]
         secret = secret_box().decrypt(get_settings(*ENV).secret_ciphertext)
     client = delivery_app.test_client()
-    _login(client, "viewer")
+    login(client, "viewer")
     response = client.get(f"/deliveries/{event_id}")
     assert response.status_code == 200
     page = html.unescape(response.get_data(as_text=True))
@@ -207,7 +203,7 @@ def test_detail_decodes_bad_bytes_and_shows_errors(delivery_app):
                                request_headers={}, response_body=b"ok \xff\xfe <b>", error="Connection refused"))
         db.session.commit()
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
     page = client.get(f"/deliveries/{event_id}").get_data(as_text=True)
     assert "ok \ufffd\ufffd &lt;b&gt;" in page
     assert "Connection refused" in page and "Request headers: none." in page
@@ -215,7 +211,7 @@ def test_detail_decodes_bad_bytes_and_shows_errors(delivery_app):
 
 def test_unknown_event_is_404(delivery_app):
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
     assert client.get("/deliveries/evt_000000000000nope").status_code == 404
     assert client.post("/deliveries/evt_000000000000nope/resend").status_code == 404
 
@@ -223,7 +219,7 @@ def test_unknown_event_is_404(delivery_app):
 def test_editor_resends_and_a_manual_attempt_follows(delivery_app, receiver):
     (event_id,) = _deliver(delivery_app)
     client = delivery_app.test_client()
-    _login(client, "editor")
+    login(client, "editor")
     detail = client.get(f"/deliveries/{event_id}").get_data(as_text=True)
     assert f'action="/deliveries/{event_id}/resend"' in detail and ">Resend</button>" in detail
     assert 'name="csrf_token"' in detail
@@ -246,7 +242,7 @@ def test_editor_resends_and_a_manual_attempt_follows(delivery_app, receiver):
 def test_viewer_sees_no_resend_and_gets_403(delivery_app, receiver):
     (event_id,) = _deliver(delivery_app)
     client = delivery_app.test_client()
-    _login(client, "viewer")
+    login(client, "viewer")
     detail = client.get(f"/deliveries/{event_id}").get_data(as_text=True)
     assert "Resend" not in detail and "/resend" not in detail
     assert client.post(f"/deliveries/{event_id}/resend").status_code == 403
@@ -283,7 +279,7 @@ def test_chart_counts_per_day(delivery_app, receiver):
     assert sum(d.failed for d in days) == 7
 
     client = delivery_app.test_client()
-    _login(client, "viewer")
+    login(client, "viewer")
     page = client.get("/deliveries").get_data(as_text=True)
     svg = page[page.index("<svg"):page.index("</svg>")]
     assert 'role="img"' in svg

@@ -7,21 +7,16 @@ import threading
 import time
 
 import pytest
+from helpers import login, stored_secret
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from qlar_console.clock import utcnow
-from qlar_console.crypto import secret_box
 from qlar_console.deliveries.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings, regenerate_secret
 
 ENV = ("agent-123", "production")
-
-
-def _secret(app) -> str:
-    with app.app_context():
-        return secret_box().decrypt(get_settings(*ENV).secret_ciphertext)
 
 
 def _flow(app) -> str:
@@ -53,7 +48,7 @@ def test_flow_arrives_in_order_signed_both_ways(delivery_app, receiver):
     delivery_app.extensions["qlar_dispatcher"].start()
     esc = _flow(delivery_app)
     got = receiver.wait_for(3)
-    secret = _secret(delivery_app)
+    secret = stored_secret(delivery_app)
     assert [r.json["eventType"] for r in got] == ["created", "claimed", "completed"]
     assert [r.json["sequence"] for r in got] == [1, 2, 3]
     for r in got:
@@ -146,7 +141,7 @@ def test_410_gone_disables_the_webhook_with_reason(delivery_app, receiver):
     assert len(receiver.requests) == 1
     assert _events(delivery_app)[0].status == "failed"
     web = delivery_app.test_client()
-    web.post("/login", data={"username": "editor", "password": "correct horse battery"})
+    login(web, "editor")
     assert "answered 410 Gone" in web.get("/agents/agent-123/production/escalation").get_data(as_text=True)
 
 
@@ -164,12 +159,12 @@ def test_private_target_refused_unless_allowed(delivery_app, receiver):
 
 def test_retry_after_regenerate_is_signed_with_new_key_only(delivery_app, receiver):
     receiver.respond = lambda r: (500, {}, 0) if len(receiver.requests) == 1 else (200, {}, 0)
-    old = _secret(delivery_app)
+    old = stored_secret(delivery_app)
     with delivery_app.app_context():
         lifecycle.create_escalation(*ENV)
         delivery_app.extensions["qlar_dispatcher"].drain(limit=1)
         regenerate_secret(get_settings(*ENV), "editor")
-    new = _secret(delivery_app)
+    new = stored_secret(delivery_app)
     delivery_app.extensions["qlar_dispatcher"].start()
     first, retry = receiver.wait_for(2)
     sig = lambda key, body: "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()  # noqa: E731
@@ -181,12 +176,12 @@ def test_retry_after_regenerate_is_signed_with_new_key_only(delivery_app, receiv
 
 
 def test_grace_period_sends_both_signatures(delivery_app, receiver):
-    old = _secret(delivery_app)
+    old = stored_secret(delivery_app)
     with delivery_app.app_context():
         regenerate_secret(get_settings(*ENV), "editor", grace="1h")
         lifecycle.create_escalation(*ENV)
         delivery_app.extensions["qlar_dispatcher"].drain(limit=1)
-    new = _secret(delivery_app)
+    new = stored_secret(delivery_app)
     (got,) = receiver.requests
     sig = lambda key: "sha256=" + hmac.new(key.encode(), got.body, hashlib.sha256).hexdigest()  # noqa: E731
     assert got.headers["X-Qlar-Signature"] == f"{sig(new)},{sig(old)}"
@@ -272,7 +267,7 @@ def test_reenabling_after_410_offers_to_resend_missed_oldest_first(delivery_app,
         lifecycle.create_escalation(*ENV)  # while switched off: skipped
     receiver.respond = lambda r: (200, {}, 0)
     web = delivery_app.test_client()
-    web.post("/login", data={"username": "editor", "password": "correct horse battery"})
+    login(web, "editor")
     page = "/agents/agent-123/production/escalation"
     version = page_version(web.get(page).get_data(as_text=True))
     html = web.post(page, data=save_form(version, url=receiver.url), follow_redirects=True).get_data(as_text=True)
@@ -329,7 +324,7 @@ def test_secret_never_logged_or_stored_in_attempts(delivery_app, receiver, caplo
     _flow(delivery_app)
     with delivery_app.app_context():
         delivery_app.extensions["qlar_dispatcher"].drain()
-    secret = _secret(delivery_app)
+    secret = stored_secret(delivery_app)
     attempts = [a for e in _events(delivery_app) for a in e.attempts]
     assert len(attempts) == 3 and caplog.text
     assert secret not in caplog.text and secret[6:] not in caplog.text

@@ -5,6 +5,7 @@ import re
 
 import pytest
 from conftest import PASSWORD, make_app
+from helpers import login
 
 from qlar_console.deliveries.models import Event
 from qlar_console.escalations import service as lifecycle
@@ -16,11 +17,6 @@ STAGING = "/escalations?agent=agent-123&env=staging"
 PRODUCTION = "/escalations?agent=agent-123&env=production"
 POSTS = ("/escalations", "/escalations/test-flow", "/escalations/esc-x/claim",
          "/escalations/esc-x/complete", "/escalations/esc-x/release")
-
-
-def _login(client, username="editor"):
-    response = client.post("/login", data={"username": username, "password": PASSWORD})
-    assert response.status_code == 302
 
 
 def _page(client, url=STAGING) -> str:
@@ -68,7 +64,7 @@ def _actions(page: str, escalation_id: str) -> set[str]:
     return set(re.findall(rf'action="/escalations/{escalation_id}/(claim|complete|release)"', page))
 
 
-def test_anonymous_is_sent_to_login(client):
+def test_anonymous_is_sent_tologin(client):
     for path in ("/escalations", STAGING):
         response = client.get(path)
         assert response.status_code == 302 and "/login" in response.headers["Location"]
@@ -78,7 +74,7 @@ def test_anonymous_is_sent_to_login(client):
 
 
 def test_page_shows_pair_switcher_webhook_line_and_prefilled_form(client, app):
-    _login(client)
+    login(client)
     page = _page(client)
     assert '<h1 id="context-title">agent-123 · staging</h1>' in page
     assert "<title>Escalations · agent-123 · staging · qlar</title>" in page
@@ -96,7 +92,7 @@ def test_page_shows_pair_switcher_webhook_line_and_prefilled_form(client, app):
 
 def test_page_names_the_enabled_webhook_url_never_the_secret(client, app):
     _enable(app, "staging")
-    _login(client)
+    login(client)
     page = _page(client)
     assert 'Webhook <span class="state state-on">Enabled</span>: events are delivered to ' \
            "<code>https://example.com/hooks/qlar</code>" in page
@@ -107,7 +103,7 @@ def test_page_names_the_enabled_webhook_url_never_the_secret(client, app):
 
 
 def test_default_pair_is_the_first_with_its_webhook_enabled(client, app):
-    _login(client, "viewer")
+    login(client, "viewer")
     assert '<h1 id="context-title">agent-123 · production</h1>' in _page(client, "/escalations")  # none: the first
     _enable(app, "staging")
     assert '<h1 id="context-title">agent-123 · staging</h1>' in _page(client, "/escalations")
@@ -117,12 +113,12 @@ def test_default_pair_is_the_first_with_its_webhook_enabled(client, app):
 
 @pytest.mark.parametrize("query", ["agent=agent-9&env=staging", "agent=agent-123&env=qa", "env=qa"])
 def test_unknown_pair_is_404(client, query):
-    _login(client, "viewer")
+    login(client, "viewer")
     assert client.get(f"/escalations?{query}").status_code == 404
 
 
 def test_create_with_edited_fields_freezes_them_in_the_event_body(client, app):
-    _login(client)
+    login(client)
     form = {"agent": "agent-123", "env": "staging", "thread_id": "thread-qa-1", "urgency_level": "critical",
             "topic": "billing", "area": "invoices", "reason": "Charged twice", "trigger_condition": "Sensitive Topic"}
     response = client.post("/escalations", data=form, follow_redirects=True)
@@ -138,7 +134,7 @@ def test_create_with_edited_fields_freezes_them_in_the_event_body(client, app):
 
 
 def test_create_with_empty_thread_id_generates_one(client, app):
-    _login(client)
+    login(client)
     client.post("/escalations", data={"agent": "agent-123", "env": "staging", "thread_id": "",
                                       "urgency_level": "high", "topic": "refund", "area": "payment",
                                       "reason": "Angry", "trigger_condition": "Angry Customer Escalation"})
@@ -152,7 +148,7 @@ def test_create_with_empty_thread_id_generates_one(client, app):
     ({"area": "x" * 121}, "Field cannot be longer than 120 characters."),
 ])
 def test_create_rejects_bad_fields_next_to_the_field_and_keeps_input(client, app, change, message):
-    _login(client)
+    login(client)
     form = {"agent": "agent-123", "env": "staging", "thread_id": "thread-kept", "urgency_level": "low",
             "topic": "billing", "area": "invoices", "reason": "Kept reason", "trigger_condition": "Sensitive Topic"}
     response = client.post("/escalations", data={**form, **change})
@@ -164,7 +160,7 @@ def test_create_rejects_bad_fields_next_to_the_field_and_keeps_input(client, app
 
 
 def test_create_for_an_unknown_pair_is_a_flash_not_a_500(client, app):
-    _login(client)
+    login(client)
     response = client.post("/escalations", data={"agent": "agent-9", "env": "staging", "urgency_level": "high",
                                                  "topic": "kept-topic", "area": "a", "reason": "r",
                                                  "trigger_condition": "t"})
@@ -180,7 +176,7 @@ def test_buttons_follow_allowed_actions(client, app):
     completed = _create(app, claim_by="editor2")
     with app.app_context():
         lifecycle.complete(completed, "done")
-    _login(client)
+    login(client)
     page = _page(client)
     assert _actions(page, pending) == {"claim"}
     assert _actions(page, claimed) == {"complete", "release"}
@@ -192,7 +188,7 @@ def test_buttons_follow_allowed_actions(client, app):
 
 def test_claim_complete_release_through_the_buttons(client, app):
     escalation_id = _create(app)
-    _login(client)
+    login(client)
     response = client.post(f"/escalations/{escalation_id}/claim", follow_redirects=True)
     assert response.request.path == "/escalations" and response.request.args["env"] == "staging"
     page = html.unescape(response.get_data(as_text=True))
@@ -215,7 +211,7 @@ def test_claim_complete_release_through_the_buttons(client, app):
 
 def test_complete_without_notes_shows_the_service_error(client, app):
     escalation_id = _create(app, claim_by="editor")
-    _login(client)
+    login(client)
     response = client.post(f"/escalations/{escalation_id}/complete", data={"notes": "  "}, follow_redirects=True)
     page = html.unescape(response.get_data(as_text=True))
     assert "Resolution notes are required to complete an escalation." in _flashes(page)
@@ -225,7 +221,7 @@ def test_complete_without_notes_shows_the_service_error(client, app):
 @pytest.mark.parametrize("action", ["complete", "release"])
 def test_invalid_transition_shows_error_and_emits_nothing(client, app, action):
     escalation_id = _create(app)
-    _login(client)
+    login(client)
     response = client.post(f"/escalations/{escalation_id}/{action}", data={"notes": "crafted"},
                            follow_redirects=True)
     page = html.unescape(response.get_data(as_text=True))
@@ -238,7 +234,7 @@ def test_invalid_transition_shows_error_and_emits_nothing(client, app, action):
 
 
 def test_unknown_escalation_is_a_flash_not_a_500(client):
-    _login(client)
+    login(client)
     for action in ("claim", "complete", "release"):
         response = client.post(f"/escalations/esc-nope/{action}", data={"notes": "x"}, follow_redirects=True)
         assert response.status_code == 200
@@ -246,7 +242,7 @@ def test_unknown_escalation_is_a_flash_not_a_500(client):
 
 
 def test_run_test_flow_creates_claims_and_completes(client, app):
-    _login(client)
+    login(client)
     response = client.post("/escalations/test-flow", data={"agent": "agent-123", "env": "staging"},
                            follow_redirects=True)
     [escalation] = _escalations(app)
@@ -259,7 +255,7 @@ def test_run_test_flow_creates_claims_and_completes(client, app):
 
 
 def test_run_test_flow_for_an_unknown_pair_is_a_flash(client, app):
-    _login(client)
+    login(client)
     response = client.post("/escalations/test-flow", data={"agent": "agent-9", "env": "qa"}, follow_redirects=True)
     assert response.status_code == 200
     assert "No agent 'agent-9' with environment 'qa'." in _flashes(html.unescape(response.get_data(as_text=True)))
@@ -268,7 +264,7 @@ def test_run_test_flow_for_an_unknown_pair_is_a_flash(client, app):
 
 def test_test_flow_reaches_the_receiver_in_order_and_rows_show_succeeded(delivery_app, receiver):
     client = delivery_app.test_client()
-    _login(client)
+    login(client)
     client.post("/escalations/test-flow", data={"agent": "agent-123", "env": "production"})
     with delivery_app.app_context():
         delivery_app.extensions["qlar_dispatcher"].drain()
@@ -287,7 +283,7 @@ def test_retrying_delivery_reads_pending_retrying_with_its_code(delivery_app, re
     with delivery_app.app_context():
         assert delivery_app.extensions["qlar_dispatcher"].run_one()
     client = delivery_app.test_client()
-    _login(client, "viewer")
+    login(client, "viewer")
     page = _page(client, PRODUCTION)
     [event] = _events(delivery_app, escalation_id)
     assert f'<a href="/deliveries/{event.id}" class="delivery-pending"' in page
@@ -297,7 +293,7 @@ def test_retrying_delivery_reads_pending_retrying_with_its_code(delivery_app, re
 def test_viewer_sees_the_list_without_forms_and_gets_403_on_posts(client, app):
     pending = _create(app)
     claimed = _create(app, claim_by="editor")
-    _login(client, "viewer")
+    login(client, "viewer")
     page = _page(client)
     assert pending in page and claimed in page
     assert "Create escalation" not in page and "Run test flow" not in page

@@ -2,13 +2,15 @@
 import time
 from datetime import datetime
 
+from helpers import login
+
 from qlar_console.deliveries.queries import queue_health
 from qlar_console.escalations.service import create_escalation
 
 
 def _page(app) -> str:
     client = app.test_client()
-    client.post("/login", data={"username": "viewer", "password": "correct horse battery"})
+    login(client, "viewer")
     return client.get("/deliveries").get_data(as_text=True)
 
 

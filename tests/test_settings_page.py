@@ -3,18 +3,13 @@ import logging
 
 import pytest
 from conftest import PASSWORD
-from helpers import PAGE, page_version, save_form
+from helpers import PAGE, login, page_version, save_form, stored_secret
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings, signing_secrets
-
-
-def _secret(app) -> str:
-    with app.app_context():
-        return secret_box().decrypt(get_settings("agent-123", "production").secret_ciphertext)
 
 
 def test_anonymous_is_sent_to_login(client):
@@ -51,7 +46,7 @@ def test_save_enables_webhook_and_persists(client, auth, app):
     assert 'value="https://example.com/hooks/qlar"' in html
     assert "checked" in html.split('id="webhook_enabled"')[1].split(">")[0]
     assert page_version(html) == version + 1
-    assert _secret(app).startswith("whsec_")
+    assert stored_secret(app).startswith("whsec_")
 
 
 def test_http_url_is_refused_and_input_kept(client, auth, app):
@@ -78,7 +73,7 @@ def test_private_host_saves_with_visible_warning(client, auth):
 def test_stale_save_is_refused_naming_who_saved_and_keeping_input(app):
     first, second = app.test_client(), app.test_client()
     for c, name in ((first, "editor"), (second, "editor2")):
-        c.post("/login", data={"username": name, "password": "correct horse battery"})
+        login(c, name)
     version = page_version(second.get(PAGE).get_data(as_text=True))
     assert first.post(PAGE, data=save_form(version, url="https://first.example.com/")).status_code == 302
     response = second.post(PAGE, data=save_form(version, url="https://second.example.com/"))
@@ -113,7 +108,7 @@ def test_copy_returns_key_uncached_and_audited(client, auth, app):
     response = client.post("/agents/agent-123/production/webhook/secret")
     assert response.status_code == 200
     assert response.headers["Cache-Control"] == "no-store"
-    assert response.json["secret"] == _secret(app)
+    assert response.json["secret"] == stored_secret(app)
     with app.app_context():
         actions = db.session.scalars(db.select(AuditEntry.action)).all()
     assert "webhook.secret_revealed" in actions
@@ -124,9 +119,9 @@ def test_regenerate_needs_confirmation_then_replaces_key(client, auth, app):
     old = client.post("/agents/agent-123/production/webhook/secret").json["secret"]
     unconfirmed = client.post("/agents/agent-123/production/webhook/regenerate", data={"grace": "none"})
     assert "Regenerate the secret key of agent-123 · production?" in unconfirmed.get_data(as_text=True)
-    assert _secret(app) == old
+    assert stored_secret(app) == old
     client.post("/agents/agent-123/production/webhook/regenerate", data={"grace": "none", "confirmed": "yes"})
-    assert _secret(app) != old
+    assert stored_secret(app) != old
     with app.app_context():
         settings = get_settings("agent-123", "production")
         assert not settings.previous_secret_active(utcnow())
@@ -143,7 +138,7 @@ def test_regenerate_with_grace_keeps_previous_until_revoked(client, auth, app):
         assert signing_secrets(get_settings("agent-123", "production"))[1] == old
     client.post("/agents/agent-123/production/webhook/revoke-previous")
     with app.app_context():
-        assert signing_secrets(get_settings("agent-123", "production")) == [_secret(app)]
+        assert signing_secrets(get_settings("agent-123", "production")) == [stored_secret(app)]
     assert "Revoke previous key now" not in client.get(PAGE).get_data(as_text=True)
 
 
