@@ -3,6 +3,7 @@ import os
 
 from flask import Flask
 
+from .api import init_api
 from .audit.views import bp as audit_bp
 from .auth.views import bp as auth_bp
 from .cli import qlar
@@ -51,3 +52,4 @@ def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
     for bp in (auth_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp, observability_bp):
         app.register_blueprint(bp)
+    init_api(app)

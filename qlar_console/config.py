@@ -36,6 +36,15 @@ class Defaults:
     POLL_SECONDS = 2.0  # fallback when a wake-up cannot arrive
     METRICS_TOKEN: str | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
 
+    # JSON API (/api/v1)
+    API_RATE_LIMIT = "600 per minute"  # per token; Flask-Limiter notation
+    RATELIMIT_STORAGE_URI = "memory://"  # per process; use redis://… when several processes serve the API
+    API_TITLE = "qlar-console API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.1.0"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+
 
 def load_config(app: Flask, overrides: dict | None) -> None:
     """Apply the configuration layers in order, then fill what development may generate."""

@@ -14,6 +14,8 @@ from .config import is_development, read_or_create_key_file
 SECRET_PREFIX = "whsec_"
 SECRET_PATTERN = re.compile(r"whsec_[A-Za-z0-9+/=_-]*")
 REDACTED = "whsec_[redacted]"
+TOKEN_PREFIX = "qlar_tok_"  # API tokens: redacted from logs like webhook keys
+TOKEN_PATTERN = re.compile(r"qlar_tok_[A-Za-z0-9_-]+")
 MASKED = SECRET_PREFIX + "\u2022" * 24
 
 
@@ -107,12 +109,12 @@ def write_master_key_file(path: Path, keys: list[str]) -> None:
 
 
 def redact(text: str) -> str:
-    """Replace anything that looks like a webhook secret."""
-    return SECRET_PATTERN.sub(REDACTED, text)
+    """Replace anything that looks like a webhook secret or an API token."""
+    return TOKEN_PATTERN.sub(TOKEN_PREFIX + "[redacted]", SECRET_PATTERN.sub(REDACTED, text))
 
 
 def install_log_redaction() -> None:
-    """Make every log record, from any logger, carry its message with whsec_ keys redacted."""
+    """Make every log record, from any logger, carry its message with whsec_ keys and API tokens redacted."""
     factory = logging.getLogRecordFactory()
     if getattr(factory, "qlar_redacting", False):
         return
@@ -123,7 +125,7 @@ def install_log_redaction() -> None:
             message = record.getMessage()
         except Exception:  # a malformed record: let logging report it as usual
             return record
-        if "whsec_" in message:
+        if "whsec_" in message or TOKEN_PREFIX in message:
             record.msg, record.args = redact(message), None
         if record.exc_info:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))

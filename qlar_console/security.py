@@ -3,6 +3,9 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .api.problems import problem, problem_from_exception
 
 from .crypto import MasterKeyError
 
@@ -53,7 +56,21 @@ def init_security(app: Flask) -> None:
     @app.errorhandler(MasterKeyError)
     def master_key_error(error):
         log.error("master key problem: %s", error)
+        if _is_api():
+            return problem(500, str(error))
         return error_response(str(error), 500)
 
-    for status, message in ERROR_MESSAGES.items():
-        app.register_error_handler(status, lambda error, m=message, s=status: error_response(m, s))
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if _is_api():
+            if isinstance(error, InternalServerError):
+                log.error("API call failed: %s %s", request.method, request.path, exc_info=error.original_exception)
+            return problem_from_exception(error)
+        if error.code in ERROR_MESSAGES:
+            return error_response(ERROR_MESSAGES[error.code], error.code)
+        return error
+
+
+def _is_api() -> bool:
+    """API paths answer errors as application/problem+json."""
+    return request.path.startswith("/api/")

@@ -34,3 +34,13 @@ def stored_secret(app, environment: str = "production") -> str:
 
     with app.app_context():
         return secret_box().decrypt(get_settings("agent-123", environment).secret_ciphertext)
+
+
+def api_token(app, username: str = "editor", *scopes: str, expires_in_days: int | None = None) -> dict:
+    """Headers carrying a new API token of `username` (scopes default to read and write)."""
+    from qlar_console.auth.tokens import create_token
+
+    with app.app_context():
+        _, plaintext = create_token(f"test-{username}", username, list(scopes or ("read", "write")),
+                                    actor="test", expires_in_days=expires_in_days)
+    return {"Authorization": f"Bearer {plaintext}"}

@@ -20,3 +20,4 @@ class AuditEntry(db.Model):
     agent_id: Mapped[str | None] = mapped_column(String(64))
     environment: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[str] = mapped_column(Text, default="")
+    via: Mapped[str | None] = mapped_column(String(120))  # e.g. "API token 'ci'"; empty for the pages and CLI

@@ -5,7 +5,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS
+from .models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS
 
 
 class CheckboxesField(SelectMultipleField):
@@ -22,7 +22,7 @@ class SettingsForm(FlaskForm):
     default_urgency = SelectField("Default urgency", choices=[SelectChoice(u, u.title()) for u in URGENCY_LEVELS])
     claim_timeout_minutes = IntegerField(
         "Claim timeout (minutes)",
-        validators=[InputRequired("Enter a number of minutes."), NumberRange(1, 1440)],
+        validators=[InputRequired("Enter a number of minutes."), NumberRange(*CLAIM_TIMEOUT_MINUTES)],
     )
     webhook_enabled = BooleanField("Webhook")
     webhook_url = StringField("Webhook URL", filters=[lambda v: v or ""])

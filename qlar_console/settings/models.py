@@ -14,6 +14,7 @@ TRIGGER_CONDITIONS = (
     "Sensitive Topic",
 )
 URGENCY_LEVELS = ("low", "medium", "high", "critical")
+CLAIM_TIMEOUT_MINUTES = (1, 1440)
 
 
 class Agent(db.Model):

@@ -12,7 +12,7 @@ from ..clock import utcnow
 from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_box, write_master_key_file
 from ..extensions import db
 from ..webhook_url import check_webhook_url
-from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS, Agent, EscalationSettings
+from .models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS, Agent, EscalationSettings
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,11 @@ GRACE_PERIODS = {"none": None, "1h": timedelta(hours=1), "24h": timedelta(hours=
 
 
 class SettingsError(Exception):
-    """A rule refused the change; str(error) is the message for the user."""
+    """A rule refused the change; str(error) is the message for the user, `field` the field it is about."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(SettingsError):
@@ -102,11 +106,12 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
     checked = check_webhook_url(change.webhook_url, enabled=change.webhook_enabled)
     unknown = set(change.trigger_conditions) - set(TRIGGER_CONDITIONS)
     if unknown:
-        raise SettingsError(f"Unknown trigger condition: {sorted(unknown)[0]}.")
+        raise SettingsError(f"Unknown trigger condition: {sorted(unknown)[0]}.", "trigger_conditions")
     if change.default_urgency not in URGENCY_LEVELS:
-        raise SettingsError(f"Default urgency must be one of {', '.join(URGENCY_LEVELS)}.")
-    if not 1 <= change.claim_timeout_minutes <= 1440:
-        raise SettingsError("Claim timeout must be between 1 and 1440 minutes.")
+        raise SettingsError(f"Default urgency must be one of {', '.join(URGENCY_LEVELS)}.", "default_urgency")
+    if not CLAIM_TIMEOUT_MINUTES[0] <= change.claim_timeout_minutes <= CLAIM_TIMEOUT_MINUTES[1]:
+        raise SettingsError("Claim timeout must be between %d and %d minutes." % CLAIM_TIMEOUT_MINUTES,
+                            "claim_timeout_minutes")
     now = utcnow()
     values = dict(
         webhook_enabled=change.webhook_enabled,
@@ -157,7 +162,7 @@ def reveal_secret(settings: EscalationSettings, actor: str, via: str = "Copy") -
 def regenerate_secret(settings: EscalationSettings, actor: str, grace: str = "none") -> None:
     """Replace the key now; the old one stays valid only for the chosen grace period."""
     if grace not in GRACE_PERIODS:
-        raise SettingsError(f"Grace period must be one of: {', '.join(GRACE_PERIODS)}.")
+        raise SettingsError(f"Grace period must be one of: {', '.join(GRACE_PERIODS)}.", "grace")
     now, period = utcnow(), GRACE_PERIODS[grace]
     # The previous key is kept encrypted (never for signing once expired) so the signature debugger
     # can tell a receiver it still holds the previous key.

@@ -1,0 +1,123 @@
+"""The JSON API (/api/v1): bearer tokens with scopes, problem+json errors, per-token rate limits, OpenAPI 3.1.
+
+Every endpoint calls the same service functions as the pages and the CLI; this package only translates
+HTTP to those calls and their refusals to problems.
+"""
+import functools
+import hashlib
+import math
+import time
+
+from flask import Flask, current_app, g, render_template, request
+from flask_limiter import Limiter
+from flask_smorest import Api, Blueprint
+from flask_smorest.spec import prepare_response
+
+from ..audit.service import record
+from ..auth.tokens import Forbidden, Unauthorized, authenticate_token, authorize
+from ..extensions import csrf, db
+from .problems import MEDIA_TYPE, ApiProblem, ProblemSchema, problem
+
+PREFIX = "/api/v1"
+BEARER = {"bearer": []}
+
+
+def _rate_key() -> str:
+    """Rate limits count per token: the hash of the bearer presented (the remote address without one)."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        return "token:" + hashlib.sha256(authorization.encode()).hexdigest()[:32]
+    return "addr:" + (request.remote_addr or "unknown")
+
+
+def _too_many(limit) -> None:
+    """429 as a problem, saying when to come back (Retry-After, in seconds)."""
+    wait = max(1, math.ceil(limit.reset_at - time.time()))
+    return problem(429, f"Rate limit of {limit.limit} per token reached: retry in {wait} s.",
+                   headers={"Retry-After": str(wait)})
+
+
+limiter = Limiter(key_func=_rate_key, on_breach=_too_many)
+
+
+class QlarApi(Api):
+    """flask-smorest's Api with problem+json error responses documented and the console's own error handler."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self):
+        """Errors are answered by security.init_security, which hands /api/ paths to problems.py."""
+
+    def _register_responses(self):
+        super()._register_responses()
+        for name, component in self.spec.components.responses_lazy.items():
+            if "content" in component and component["content"].get("application/json", {}).get("schema"):
+                component["content"] = {MEDIA_TYPE: component["content"]["application/json"]}
+
+
+def api_blueprint(name: str, description: str) -> Blueprint:
+    """A blueprint of the API: under /api/v1, no CSRF (bearer tokens only), one shared rate limit per token."""
+    bp = Blueprint(name, __name__, url_prefix=PREFIX, description=description)
+    csrf.exempt(bp)
+    limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api")(bp)
+    bp.after_request(_audit_call)
+    return bp
+
+
+def requires(scope: str):
+    """Decorator: the call needs a valid bearer token with `scope`, whose user's role allows it.
+
+    Runs before argument parsing, so a caller without a token learns that first (401), not a field error.
+    """
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            try:
+                token = authenticate_token(request.headers.get("Authorization"))
+                authorize(token, scope)
+            except Unauthorized as exc:
+                db.session.commit()
+                raise ApiProblem(401, str(exc), headers={
+                    "WWW-Authenticate": 'Bearer realm="qlar", error="invalid_token"'}) from None
+            except Forbidden as exc:
+                db.session.commit()
+                raise ApiProblem(403, str(exc), slug=f"forbidden-{exc.kind}") from None
+            g.api_token, g.audit_via = token, f"API token {token.name!r}"
+            return view(*args, **kwargs)
+
+        doc = getattr(wrapped, "_apidoc", {}).setdefault("manual_doc", {})
+        doc.setdefault("security", [BEARER])
+        doc["description"] = (doc.get("description") or view.__doc__ or "").strip() + f"\n\nScope: `{scope}`."
+        return wrapped
+
+    return decorator
+
+
+def actor() -> str:
+    """Who an API call acts as: the token's user."""
+    return g.api_token.user.username
+
+
+def _audit_call(response):
+    """Every authenticated call leaves an audit entry as the token's user (a change already left its own)."""
+    token = g.get("api_token")
+    if token is not None and not g.get("audit_recorded"):
+        record(token.user.username, "api.call", f"{request.method} {request.path} -> {response.status_code}")
+    if token is not None:
+        db.session.commit()  # with the token's last-used time
+    return response
+
+
+def init_api(app: Flask) -> None:
+    """Mount the API, its OpenAPI document (/api/v1/openapi.json) and its reference page (/api/v1/docs)."""
+    from . import deliveries, escalations, settings  # noqa: F401 - each registers its routes
+
+    limiter.init_app(app)
+    api = QlarApi(app, spec_kwargs={"info": {"description": "Configure webhooks, run escalation flows, read "
+                                                            "deliveries and check receivers from scripts."}})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
+                                                   "description": "An API token: `flask qlar token create`."})
+    for module in (settings, escalations, deliveries):
+        api.register_blueprint(module.bp)
+    app.add_url_rule(f"{PREFIX}/docs", "api_docs", lambda: render_template("api/docs.html"))

@@ -1,0 +1,39 @@
+"""Strict JSON fields shared by the API's schemas: no coercion of "yes" to true or "30" to 30."""
+import marshmallow as ma
+from marshmallow import fields
+
+
+class StrictSchema(ma.Schema):
+    """Unknown members are refused; members the server owns (dump_only) may be sent back and are ignored."""
+
+    @ma.pre_load
+    def drop_read_only(self, data, **kwargs):
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (k in self.fields and self.fields[k].dump_only)}
+        return data
+
+
+def boolean(**kwargs) -> fields.Boolean:
+    """true or false, nothing else."""
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+def integer(**kwargs) -> fields.Integer:
+    """A JSON integer, nothing else."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+def documented(*, enum=None, minimum=None, maximum=None, max_length=None, pattern=None, **metadata) -> dict:
+    """Constraints for the OpenAPI document only: the service functions enforce them, with the page's messages."""
+    constraints = {"enum": list(enum) if enum else None, "minimum": minimum, "maximum": maximum,
+                   "maxLength": max_length, "pattern": pattern}
+    return {"metadata": {**{k: v for k, v in constraints.items() if v is not None}, **metadata}}
+
+
+class UtcDateTime(fields.DateTime):
+    """The console stores naive UTC; the API says so: 2026-05-19T10:15:00Z."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return value.replace(tzinfo=None, microsecond=0).isoformat() + "Z"

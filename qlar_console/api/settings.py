@@ -1,0 +1,169 @@
+"""/api/v1/agents/{agent}/{env}/settings and the webhook's key: the Escalation page's rules over JSON."""
+from flask import request
+from marshmallow import fields
+
+from ..settings import service
+from ..settings.models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS
+from ..webhook_url import MAX_URL_LENGTH, InvalidWebhookURL
+from . import actor, api_blueprint, requires
+from .problems import ApiProblem
+from .schemas import StrictSchema, UtcDateTime, boolean, documented, integer
+
+bp = api_blueprint("Settings", "Escalation settings and the webhook: export, import, keys.")
+PAIR = "/agents/<agent_id>/<env>"
+URL_PATTERN = r"^[hH][tT][tT][pP][sS]://[^\s/?#@\[\]:]+(:[0-9]{1,4})?([/?#]\S*)?$"
+POINTERS = {"trigger_conditions": "#/triggerConditions", "default_urgency": "#/defaultUrgency",
+            "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace"}
+
+
+class WebhookSchema(StrictSchema):
+    enabled = boolean(required=True)
+    url = fields.String(allow_none=True, load_default=None, **documented(
+        max_length=MAX_URL_LENGTH, pattern=URL_PATTERN,
+        description="https:// URL; required when enabled. A private or localhost host is saved with a warning."))
+    urlWarning = fields.String(dump_only=True, allow_none=True)
+    secretSet = fields.Boolean(dump_only=True, metadata={"description": "Whether a key exists (never the key)"})
+    secretCreatedAt = UtcDateTime(dump_only=True, allow_none=True)
+    previousKeyExpiresAt = UtcDateTime(dump_only=True, allow_none=True)
+    disabledReason = fields.String(dump_only=True, allow_none=True,
+                                   metadata={"description": "Why the dispatcher switched it off (410 Gone)"})
+
+
+class SettingsSchema(StrictSchema):
+    agentId = fields.String(dump_only=True)
+    environment = fields.String(dump_only=True)
+    version = fields.Integer(dump_only=True, metadata={"description": "Also the ETag; send it back as If-Match"})
+    savedBy = fields.String(dump_only=True, allow_none=True)
+    savedAt = UtcDateTime(dump_only=True, allow_none=True)
+    triggerConditions = fields.List(fields.String(**documented(enum=TRIGGER_CONDITIONS)), required=True)
+    defaultUrgency = fields.String(required=True, **documented(enum=URGENCY_LEVELS))
+    claimTimeoutMinutes = integer(required=True, **documented(minimum=CLAIM_TIMEOUT_MINUTES[0],
+                                                              maximum=CLAIM_TIMEOUT_MINUTES[1]))
+    webhook = fields.Nested(WebhookSchema, required=True)
+
+
+class RegenerateSchema(StrictSchema):
+    grace = fields.String(load_default="none", **documented(
+        enum=service.GRACE_PERIODS, description="How long the previous key keeps validating"))
+
+
+class SecretSchema(StrictSchema):
+    secret = fields.String(metadata={"description": "The webhook key, whsec_…, exactly as receivers use it"})
+
+
+IF_MATCH = {"in": "header", "name": "If-Match", "required": True,
+            "description": "The ETag of the settings you edited (their version), or * to overwrite",
+            "schema": {"type": "string"}}
+
+
+def settings_document(settings, warning: str | None = None) -> dict:
+    """The settings as the API shows them: everything on the page but the key itself."""
+    return {
+        "agentId": settings.agent_id, "environment": settings.environment, "version": settings.version,
+        "savedBy": settings.saved_by, "savedAt": settings.saved_at,
+        "triggerConditions": list(settings.trigger_conditions), "defaultUrgency": settings.default_urgency,
+        "claimTimeoutMinutes": settings.claim_timeout_minutes,
+        "webhook": {
+            "enabled": settings.webhook_enabled, "url": settings.webhook_url, "urlWarning": warning,
+            "secretSet": bool(settings.secret_ciphertext), "secretCreatedAt": settings.secret_created_at,
+            "previousKeyExpiresAt": settings.previous_secret_expires_at, "disabledReason": settings.disabled_reason,
+        },
+    }
+
+
+def get_pair(agent_id: str, env: str):
+    """The settings of the path's agent x environment, or 404."""
+    try:
+        return service.get_settings(agent_id, env)
+    except service.NotFound as exc:
+        raise ApiProblem(404, str(exc)) from None
+
+
+def refusal(exc: service.SettingsError) -> ApiProblem:
+    """A settings rule's refusal as 422, pointing at its field when it has one."""
+    if exc.field in POINTERS:
+        return ApiProblem(422, "The request has invalid fields; see errors.",
+                          errors=[{"detail": str(exc), "pointer": POINTERS[exc.field]}])
+    return ApiProblem(422, str(exc))
+
+
+def _with_etag(document: dict):
+    return document, 200, {"ETag": f'"{document["version"]}"'}
+
+
+def _expected_version(settings) -> int:
+    """The version If-Match names: 428 without it, 412 when it is not the current one."""
+    if "If-Match" not in request.headers:
+        raise ApiProblem(428, "Send If-Match with the ETag of the settings you read (or * to overwrite them), "
+                              "so a change someone saved meanwhile is not lost.")
+    if request.if_match.star_tag:
+        return settings.version
+    if request.if_match.contains(str(settings.version)):
+        return settings.version
+    raise stale(settings)
+
+
+def stale(settings) -> ApiProblem:
+    """412: the settings changed since the caller read them."""
+    when = f"{settings.saved_at:%Y-%m-%d %H:%M:%S} UTC" if settings.saved_at else "an unknown time"
+    return ApiProblem(412, f"{settings.saved_by or 'Someone'} saved these settings at {when}, after you read them: "
+                           f"read them again (ETag \"{settings.version}\") and resend your change.")
+
+
+@bp.route(f"{PAIR}/settings", methods=["GET"])
+@requires("read")
+@bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
+def read_settings(agent_id: str, env: str):
+    """Read the escalation settings (webhook included, never its key)."""
+    return _with_etag(settings_document(get_pair(agent_id, env)))
+
+
+@bp.route(f"{PAIR}/settings", methods=["PUT"])
+@requires("write")
+@bp.doc(parameters=[IF_MATCH])
+@bp.arguments(SettingsSchema)
+@bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
+@bp.alt_response(412, response="PRECONDITION_FAILED")
+@bp.alt_response(428, response="PRECONDITION_REQUIRED")
+def replace_settings(document: dict, agent_id: str, env: str):
+    """Replace the escalation settings (the page's Save), guarded by If-Match."""
+    settings = get_pair(agent_id, env)
+    expected = _expected_version(settings)
+    webhook = document["webhook"]
+    change = service.SettingsChange(
+        webhook_enabled=webhook["enabled"], webhook_url=webhook.get("url") or "",
+        trigger_conditions=document["triggerConditions"], default_urgency=document["defaultUrgency"],
+        claim_timeout_minutes=document["claimTimeoutMinutes"],
+    )
+    try:
+        checked = service.save_settings(settings, change, expected_version=expected, actor=actor())
+    except InvalidWebhookURL as exc:
+        raise refusal(service.SettingsError(str(exc), "webhook_url")) from None
+    except service.Conflict:
+        raise stale(settings) from None
+    except service.SettingsError as exc:
+        raise refusal(exc) from None
+    return _with_etag(settings_document(settings, checked.warning))
+
+
+@bp.route(f"{PAIR}/webhook/regenerate", methods=["POST"])
+@requires("write")
+@bp.arguments(RegenerateSchema, required=False)
+@bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
+def regenerate(body: dict, agent_id: str, env: str):
+    """Regenerate Key now; the previous key validates only during the grace period chosen."""
+    settings = get_pair(agent_id, env)
+    try:
+        service.regenerate_secret(settings, actor(), body.get("grace", "none"))
+    except service.SettingsError as exc:
+        raise refusal(exc) from None
+    return _with_etag(settings_document(settings))
+
+
+@bp.route(f"{PAIR}/webhook/secret", methods=["POST"])
+@requires("secrets")
+@bp.response(200, SecretSchema, headers={"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}})
+def reveal_secret(agent_id: str, env: str):
+    """Copy: the webhook key, audited, never cached."""
+    secret = service.reveal_secret(get_pair(agent_id, env), actor(), via="API")
+    return {"secret": secret}, 200, {"Cache-Control": "no-store"}
