@@ -6,7 +6,6 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .api.problems import problem, problem_from_exception
-
 from .crypto import MasterKeyError
 
 log = logging.getLogger(__name__)

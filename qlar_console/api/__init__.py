@@ -5,8 +5,9 @@ HTTP to those calls and their refusals to problems.
 """
 import functools
 import hashlib
-import math
 import time
+from copy import deepcopy
+from http import HTTPStatus
 
 from flask import Flask, current_app, g, render_template, request
 from flask_limiter import Limiter
@@ -32,7 +33,7 @@ def _rate_key() -> str:
 
 def _too_many(limit) -> None:
     """429 as a problem, saying when to come back (Retry-After, in seconds)."""
-    wait = max(1, math.ceil(limit.reset_at - time.time()))
+    wait = max(1, int(limit.reset_at - time.time()))
     return problem(429, f"Rate limit of {limit.limit} per token reached: retry in {wait} s.",
                    headers={"Retry-After": str(wait)})
 
@@ -49,10 +50,19 @@ class QlarApi(Api):
         """Errors are answered by security.init_security, which hands /api/ paths to problems.py."""
 
     def _register_responses(self):
-        super()._register_responses()
-        for name, component in self.spec.components.responses_lazy.items():
-            if "content" in component and component["content"].get("application/json", {}).get("schema"):
-                component["content"] = {MEDIA_TYPE: component["content"]["application/json"]}
+        """Error responses are problem+json; 401 and 429 say how to recover in their headers."""
+        headers = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+                   429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}}
+        for status in HTTPStatus:
+            if status >= 400:
+                response = {"description": status.phrase, "schema": self.ERROR_SCHEMA}
+                if status in headers:
+                    response["headers"] = headers[status]
+                prepare_response(response, self.spec, MEDIA_TYPE)
+                self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Any other error, as problem details", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, MEDIA_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
 
 def api_blueprint(name: str, description: str) -> Blueprint:
@@ -86,9 +96,12 @@ def requires(scope: str):
             g.api_token, g.audit_via = token, f"API token {token.name!r}"
             return view(*args, **kwargs)
 
-        doc = getattr(wrapped, "_apidoc", {}).setdefault("manual_doc", {})
-        doc.setdefault("security", [BEARER])
-        doc["description"] = (doc.get("description") or view.__doc__ or "").strip() + f"\n\nScope: `{scope}`."
+        wrapped._apidoc = apidoc = deepcopy(getattr(view, "_apidoc", {}))
+        apidoc.setdefault("manual_doc", {}).update(
+            security=[BEARER], description=f"{(view.__doc__ or '').strip()}\n\nNeeds a token with the `{scope}` scope.")
+        responses = apidoc.setdefault("response", {}).setdefault("responses", {})
+        for status, name in ((401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (429, "TOO_MANY_REQUESTS")):
+            responses.setdefault(status, []).append(name)
         return wrapped
 
     return decorator

@@ -2,10 +2,10 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange
+from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from .models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS
+from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS
 
 
 class CheckboxesField(SelectMultipleField):
@@ -22,7 +22,7 @@ class SettingsForm(FlaskForm):
     default_urgency = SelectField("Default urgency", choices=[SelectChoice(u, u.title()) for u in URGENCY_LEVELS])
     claim_timeout_minutes = IntegerField(
         "Claim timeout (minutes)",
-        validators=[InputRequired("Enter a number of minutes."), NumberRange(*CLAIM_TIMEOUT_MINUTES)],
+        validators=[InputRequired("Enter a number of minutes.")],  # its range is a service rule
     )
     webhook_enabled = BooleanField("Webhook")
     webhook_url = StringField("Webhook URL", filters=[lambda v: v or ""])

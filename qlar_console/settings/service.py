@@ -110,8 +110,8 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
     if change.default_urgency not in URGENCY_LEVELS:
         raise SettingsError(f"Default urgency must be one of {', '.join(URGENCY_LEVELS)}.", "default_urgency")
     if not CLAIM_TIMEOUT_MINUTES[0] <= change.claim_timeout_minutes <= CLAIM_TIMEOUT_MINUTES[1]:
-        raise SettingsError("Claim timeout must be between %d and %d minutes." % CLAIM_TIMEOUT_MINUTES,
-                            "claim_timeout_minutes")
+        low, high = CLAIM_TIMEOUT_MINUTES
+        raise SettingsError(f"Claim timeout must be between {low} and {high} minutes.", "claim_timeout_minutes")
     now = utcnow()
     values = dict(
         webhook_enabled=change.webhook_enabled,

@@ -86,7 +86,10 @@ def escalation(agent_id: str, env: str):
         flash(str(exc), "error")
         return _render(settings, form, status=409)  # now carries the newest version: Save again overwrites
     except service.SettingsError as exc:
-        flash(str(exc), "error")
+        if exc.field in form:
+            form[exc.field].errors = [str(exc)]
+        else:
+            flash(str(exc), "error")
         return _render(settings, form, version=expected, status=422)
     flash("Escalation settings saved", "success")
     return redirect(_page_url(settings))
