@@ -208,6 +208,9 @@ def test_scopes_and_roles_both_apply(app, client):
         db.session.scalar(db.select(User).filter_by(username="editor2")).role = "viewer"
         db.session.commit()
     assert_problem(client.put(SETTINGS, json=document, headers={**demoted, "If-Match": "*"}), 403, "forbidden-role")
+    with app.app_context():  # refusals are audited too, as the token's user
+        refused = db.session.scalars(db.select(AuditEntry.details).filter_by(action="api.call", actor="editor2"))
+        assert f"PUT {SETTINGS} -> 403" in list(refused)
 
 
 def test_a_session_cookie_does_not_authenticate_the_api(app, client):

@@ -85,15 +85,14 @@ def requires(scope: str):
         def wrapped(*args, **kwargs):
             try:
                 token = authenticate_token(request.headers.get("Authorization"))
-                authorize(token, scope)
             except Unauthorized as exc:
-                db.session.commit()
                 raise ApiProblem(401, str(exc), headers={
                     "WWW-Authenticate": 'Bearer realm="qlar", error="invalid_token"'}) from None
-            except Forbidden as exc:
-                db.session.commit()
-                raise ApiProblem(403, str(exc), slug=f"forbidden-{exc.kind}") from None
             g.api_token, g.audit_via = token, f"API token {token.name!r}"
+            try:
+                authorize(token, scope)
+            except Forbidden as exc:
+                raise ApiProblem(403, str(exc), slug=f"forbidden-{exc.kind}") from None
             return view(*args, **kwargs)
 
         wrapped._apidoc = apidoc = deepcopy(getattr(view, "_apidoc", {}))
@@ -115,6 +114,8 @@ def actor() -> str:
 def _audit_call(response):
     """Every authenticated call leaves an audit entry as the token's user (a change already left its own)."""
     token = g.get("api_token")
+    if token is not None and response.status_code >= 500:
+        db.session.rollback()  # whatever failed is not committed by the audit entry
     if token is not None and not g.get("audit_recorded"):
         record(token.user.username, "api.call", f"{request.method} {request.path} -> {response.status_code}")
     if token is not None:
@@ -133,4 +134,6 @@ def init_api(app: Flask) -> None:
                                                    "description": "An API token: `flask qlar token create`."})
     for module in (settings, escalations, deliveries):
         api.register_blueprint(module.bp)
+        for name, extra in getattr(module, "SPEC_EXTRAS", {}).items():
+            api.spec.components.schemas[name].update(extra)
     app.add_url_rule(f"{PREFIX}/docs", "api_docs", lambda: render_template("api/docs.html"))

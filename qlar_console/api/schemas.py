@@ -18,9 +18,27 @@ def boolean(**kwargs) -> fields.Boolean:
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 
+class JsonInteger(fields.Integer):
+    """A JSON integer (30 or 30.0, as JSON Schema counts them), never "30" or true."""
+
+    def _validated(self, value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not float(value).is_integer():
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class JsonNumber(fields.Float):
+    """A JSON number, never "1.5" or true."""
+
+    def _validated(self, value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 def integer(**kwargs) -> fields.Integer:
     """A JSON integer, nothing else."""
-    return fields.Integer(strict=True, **kwargs)
+    return JsonInteger(**kwargs)
 
 
 def documented(*, enum=None, minimum=None, maximum=None, max_length=None, pattern=None, **metadata) -> dict:

@@ -11,7 +11,8 @@ from .schemas import StrictSchema, UtcDateTime, boolean, documented, integer
 
 bp = api_blueprint("Settings", "Escalation settings and the webhook: export, import, keys.")
 PAIR = "/agents/<agent_id>/<env>"
-URL_PATTERN = r"^[hH][tT][tT][pP][sS]://[^\s/?#@\[\]:]+(:[0-9]{1,4})?([/?#]\S*)?$"
+# What the OpenAPI document promises is accepted (a subset of the URL rule, printable ASCII only).
+URL_PATTERN = r"^[hH][tT][tT][pP][sS]://[A-Za-z0-9._~-]+(:[0-9]{1,4})?([/?#][\x21-\x7e]*)?$"
 POINTERS = {"trigger_conditions": "#/triggerConditions", "default_urgency": "#/defaultUrgency",
             "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace"}
 
@@ -51,6 +52,9 @@ class SecretSchema(StrictSchema):
     secret = fields.String(metadata={"description": "The webhook key, whsec_…, exactly as receivers use it"})
 
 
+# JSON Schema the marshmallow schemas cannot say, merged into the OpenAPI components by init_api.
+SPEC_EXTRAS = {"Webhook": {"if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
+                           "then": {"required": ["url"], "properties": {"url": {"type": "string"}}}}}
 IF_MATCH = {"in": "header", "name": "If-Match", "required": True,
             "description": "The ETag of the settings you edited (their version), or * to overwrite",
             "schema": {"type": "string"}}

@@ -1,0 +1,48 @@
+"""schemathesis against the live API on loopback: all its checks, bounded examples, no 5xx, responses as documented."""
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from conftest import dispose, make_app
+from helpers import api_token
+from werkzeug.serving import make_server
+
+from qlar_console.deliveries.models import Event
+from qlar_console.escalations.service import create_escalation
+from qlar_console.extensions import db
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+def test_schemathesis_finds_nothing(tmp_path, figure):
+    app = make_app(tmp_path, WORKER="external", API_RATE_LIMIT="100000 per minute")  # no sends to fuzzed URLs
+    token = api_token(app, "editor", "read", "write", "secrets")["Authorization"].split()[1]
+    with app.app_context():
+        escalation_id = create_escalation("agent-123", "production").id
+        event_id = db.session.scalar(db.select(Event.id).filter_by(escalation_id=escalation_id))
+        ids = {"QLAR_FUZZ_ESCALATION": escalation_id, "QLAR_FUZZ_EVENT": event_id}
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    report = tmp_path / "schemathesis.json"
+    try:
+        run = subprocess.run(
+            [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "run",
+             f"http://127.0.0.1:{server.server_port}/api/v1/openapi.json", "--checks", "all", "--seed", "1",
+             "--no-color", "--report", "json", "--report-json-path", str(report)],
+            env={**os.environ, **ids, "QLAR_FUZZ_TOKEN": token, "QLAR_FUZZ_JOB": "job-none"},
+            capture_output=True, text=True, timeout=900, cwd=tmp_path,
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        dispose(app)
+    summary = json.loads(report.read_text())
+    cases, operations = summary["test_cases"], summary["operations"]
+    figure("schemathesis", f"{operations['tested']} operations, {cases['generated']} examples, "
+                           f"{cases['unique_failures']} failures, {summary['running_time']:.0f} s")
+    assert run.returncode == 0, run.stdout[-6000:]
+    assert operations["tested"] == operations["total"] and not summary["errors"]
