@@ -11,6 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .auth.cli import token_group
 from .auth.models import ROLES
 from .auth.service import UserError, create_user
 from .clock import utcnow
@@ -30,6 +31,7 @@ from .webhook_url import InvalidWebhookURL
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
 qlar.add_command(receiver_command)
+qlar.add_command(token_group)
 CLI_ACTOR = "cli"
 
 

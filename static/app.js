@@ -46,6 +46,25 @@ function initCopy() {
   });
 }
 
+// Copy buttons with data-copy="<field id>": put that readonly field's value (a token shown once) on the clipboard.
+function initCopyField() {
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    const field = document.getElementById(button.dataset.copy);
+    const status = document.getElementById(button.id + "-status");
+    if (!field) return;
+    button.addEventListener("click", async () => {
+      if (status) status.textContent = "";
+      try {
+        await navigator.clipboard.writeText(field.value);
+        if (status) status.textContent = "Copied";
+      } catch (err) {
+        field.select();  // no clipboard access (e.g. plain http): leave it selected for Ctrl+C
+        if (status) status.textContent = "Copy failed: select the token and copy it yourself.";
+      }
+    });
+  });
+}
+
 // Forms with data-confirm ask first; Regenerate Key then marks itself confirmed.
 function initConfirmations() {
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
@@ -78,6 +97,7 @@ function initCountdowns() {
 document.addEventListener("DOMContentLoaded", () => {
   initWebhookSwitch();
   initCopy();
+  initCopyField();
   initConfirmations();
   initCountdowns();
 });

@@ -13,7 +13,11 @@ EXPIRY_CHOICES = {"never": None, "30d": 30, "90d": 90, "365d": 365}  # the API t
 
 
 class TokenError(Exception):
-    """A token rule refused the request; str(error) is the message."""
+    """A token rule refused the request; str(error) is the message, `field` the form field it is about."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class Unauthorized(TokenError):
@@ -38,15 +42,15 @@ def create_token(name: str, username: str, scopes: list[str], *, actor: str,
     """Create a token for `username`; returns it and the plaintext, which is never stored or shown again."""
     name = (name or "").strip()
     if not name or len(name) > 80:
-        raise TokenError("Give the token a name of 1 to 80 characters.")
+        raise TokenError("Give the token a name of 1 to 80 characters.", "name")
     user = db.session.scalar(db.select(User).filter_by(username=(username or "").strip()))
     if user is None:
-        raise TokenError(f"No user {username!r}: create it first with `flask qlar create-user`.")
+        raise TokenError(f"No user {username!r}: create it first with `flask qlar create-user`.", "user")
     if not scopes or not set(scopes) <= set(SCOPES):
-        raise TokenError(f"Choose scopes among: {', '.join(SCOPES)}.")
+        raise TokenError(f"Choose scopes among: {', '.join(SCOPES)}.", "scopes")
     scopes = [s for s in SCOPES if s in scopes]
     if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
-        raise TokenError("A token expires after 1 to 3650 days, or never.")
+        raise TokenError("A token expires after 1 to 3650 days, or never.", "expires")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
     token = ApiToken(
@@ -101,7 +105,7 @@ def list_tokens() -> list[ApiToken]:
 
 def revoke_token(token_id: int, actor: str) -> ApiToken:
     """Revoke a token now; it authenticates nothing from then on."""
-    token = db.session.get(ApiToken, token_id)
+    token = db.session.get(ApiToken, token_id) if 0 < token_id < 2**31 else None  # PostgreSQL ids are int4
     if token is None:
         raise TokenError(f"No API token {token_id}.")
     if token.revoked_at is None:

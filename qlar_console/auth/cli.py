@@ -1,0 +1,75 @@
+"""`flask qlar token …`: create (printed once), list and revoke API tokens; errors are one line and exit 1."""
+import click
+from flask.cli import AppGroup
+
+from ..clock import utcnow
+from .models import SCOPES
+from .tokens import TokenError, create_token, list_tokens, revoke_token, weaker_role_warning
+
+CLI_ACTOR = "cli"
+token_group = AppGroup("token", help="API tokens for /api/v1 (shown once, stored hashed).")
+
+
+def _whole_number(ctx, param, value):
+    """Parse an integer option or argument, refusing anything else in one line (not click's usage block)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        name = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+        raise click.ClickException(f"{name} must be a whole number, not {value!r}.") from None
+
+
+def _when(moment, empty: str = "never") -> str:
+    """A stored UTC time as the list shows it."""
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else empty
+
+
+@token_group.command("create")
+@click.argument("name")
+@click.option("--user", "username", required=True, help="Whose token: it acts as this user.")
+@click.option("--scope", "scopes", multiple=True, required=True, metavar="|".join(SCOPES),
+              help="Repeat for each scope: --scope read --scope write.")
+@click.option("--expires-in", "expires_in", metavar="DAYS", callback=_whole_number,
+              help="Days until it expires (1 to 3650; default: never).")
+def token_create(name, username, scopes, expires_in):
+    """Create an API token and print it once on stdout (everything else goes to stderr)."""
+    try:
+        token, plaintext = create_token(name, username, list(scopes), actor=CLI_ACTOR, expires_in_days=expires_in)
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    expiry = f"expires {_when(token.expires_at)} UTC" if token.expires_at else "never expires"
+    click.echo(f"Created API token {token.name!r} (id {token.id}) for {token.user.username}: "
+               f"{', '.join(token.scopes)}; {expiry}. It is shown only once: store it now.", err=True)
+    warning = weaker_role_warning(token)
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
+    click.echo(plaintext)
+
+
+@token_group.command("list")
+def token_list():
+    """List API tokens, newest first (their hint only, never the token)."""
+    tokens = list_tokens()
+    if not tokens:
+        click.echo("No API tokens yet: create one with `flask qlar token create`.", err=True)
+        return
+    now = utcnow()
+    rows = [("ID", "NAME", "USER", "SCOPES", "HINT", "CREATED (UTC)", "EXPIRES", "LAST USED", "STATE")]
+    rows += [(str(t.id), t.name, t.user.username, ",".join(t.scopes), t.hint + "…", _when(t.created_at),
+              _when(t.expires_at), _when(t.last_used_at), t.state(now)) for t in tokens]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+@token_group.command("revoke")
+@click.argument("token_id", metavar="TOKEN_ID", callback=_whole_number)
+def token_revoke(token_id):
+    """Revoke an API token now (its id is in `flask qlar token list`)."""
+    try:
+        token = revoke_token(token_id, CLI_ACTOR)
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"API token {token.id} ({token.name!r} of {token.user.username}) is revoked.")
