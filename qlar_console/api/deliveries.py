@@ -1,4 +1,216 @@
 """/api/v1 deliveries: the log, one event with its attempts, Resend, and the receiver check."""
-from . import api_blueprint
+from flask import request, url_for
+from marshmallow import RAISE, fields, validate
+
+from ..deliveries import conformance, queries, service
+from ..deliveries.models import EVENT_TYPES, STATUSES
+from ..settings.service import SettingsError
+from . import actor, api_blueprint, requires
+from .problems import ApiProblem
+from .schemas import StrictSchema, UtcDateTime, documented
+from .settings import PAIR, get_pair
 
 bp = api_blueprint("Deliveries", "The delivery log, events and their attempts, Resend, the receiver check.")
+PARAMETERS = {"status": "status", "event_type": "eventType", "before": "before"}  # the page's names -> the API's
+TRIGGERS = ("scheduled", "manual")
+LINK = {"description": 'The next (older) page: `<URL>; rel="next"`, only when there is one',
+        "schema": {"type": "string"}}
+
+
+NOT_EMPTY = validate.Length(min=1, error="Give a value, or leave the parameter out.")  # the page's "Any" is ""
+
+
+class DeliveriesQuerySchema(StrictSchema):
+    status = fields.String(validate=NOT_EMPTY, **documented(enum=STATUSES, description="Only events in this state"))
+    eventType = fields.String(validate=NOT_EMPTY, **documented(enum=EVENT_TYPES, description="Only this event type"))
+    before = fields.String(validate=NOT_EMPTY, **documented(
+        pattern=f"^{queries.EVENT_ID.pattern}$", description="Cursor: only events older than this id (see `next`)"))
+    limit = fields.Integer(load_default=queries.PAGE_SIZE, validate=validate.Range(1, queries.MAX_PAGE_SIZE),
+                           metadata={"description": "Events per page"})
+
+
+class EventSummarySchema(StrictSchema):
+    id = fields.String(metadata={"description": "evt_…: the webhook-id, stable across retries"})
+    eventType = fields.String(**documented(enum=EVENT_TYPES))
+    agentId = fields.String()
+    environment = fields.String()
+    escalationId = fields.String()
+    sequence = fields.Integer(metadata={"description": "The event's place in its escalation's order"})
+    status = fields.String(**documented(enum=STATUSES))
+    tries = fields.Integer(metadata={"description": "Tries in the current run (a Resend starts a new run)"})
+    attemptCount = fields.Integer(metadata={"description": "Every try ever made, Resends included"})
+    createdAt = UtcDateTime()
+    deliveredAt = UtcDateTime(allow_none=True)
+    nextAttemptAt = UtcDateTime(allow_none=True, metadata={"description": "When the dispatcher tries next, if pending"})
+    lastStatusCode = fields.Integer(allow_none=True, metadata={"description": "HTTP status of the last try"})
+    lastError = fields.String(allow_none=True)
+    resendRequestedBy = fields.String(allow_none=True, metadata={"description": "Who asked for a Resend not yet tried"})
+
+
+class AttemptSchema(StrictSchema):
+    number = fields.Integer()
+    at = UtcDateTime(metadata={"description": "When the try started"})
+    trigger = fields.String(**documented(enum=TRIGGERS))
+    url = fields.String()
+    statusCode = fields.Integer(allow_none=True)
+    durationMs = fields.Float(allow_none=True)
+    error = fields.String(allow_none=True)
+    requestHeaders = fields.Dict(keys=fields.String(), values=fields.String(),
+                                 metadata={"description": "Exactly the headers sent, signatures included"})
+    responseHeaders = fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)
+    responseExcerpt = fields.String(allow_none=True, metadata={"description": "The first 16 KiB of the response body"})
+    nextAttemptAt = UtcDateTime(allow_none=True)
+
+
+class EventDetailSchema(EventSummarySchema):
+    body = fields.String(metadata={"description": "The frozen body, exactly the bytes sent and signed (UTF-8)"})
+    attempts = fields.List(fields.Nested(AttemptSchema))
+
+
+class DeliveriesPageSchema(StrictSchema):
+    items = fields.List(fields.Nested(EventSummarySchema))
+    next = fields.String(allow_none=True, metadata={"description": "URL of the next (older) page, or null"})
+
+
+class CheckRuleSchema(StrictSchema):
+    number = fields.Integer()
+    rule = fields.String()
+    required = fields.Boolean(metadata={"description": "false: advice only, not counted in `passed`"})
+    passed = fields.Boolean()
+    sent = fields.String()
+    got = fields.String()
+    fix = fields.String(allow_none=True)
+
+
+class ReceiverCheckSchema(StrictSchema):
+    agentId = fields.String()
+    environment = fields.String()
+    passed = fields.Boolean(metadata={"description": "Every required rule passed"})
+    ranAt = UtcDateTime()
+    ranBy = fields.String()
+    url = fields.String()
+    rules = fields.List(fields.Nested(CheckRuleSchema))
+
+
+def event_summary(event) -> dict:
+    """An event as the log shows it (no body, no attempts)."""
+    return {
+        "id": event.id, "eventType": event.event_type, "agentId": event.agent_id, "environment": event.environment,
+        "escalationId": event.escalation_id, "sequence": event.sequence, "status": event.status,
+        "tries": event.tries, "attemptCount": event.attempt_count, "createdAt": event.created_at,
+        "deliveredAt": event.delivered_at, "nextAttemptAt": event.next_attempt_at,
+        "lastStatusCode": event.last_status_code, "lastError": event.last_error, "resendRequestedBy": event.manual_by,
+    }
+
+
+def attempt_document(attempt) -> dict:
+    """One try as the event page shows it."""
+    excerpt = attempt.response_body.decode("utf-8", "replace") if attempt.response_body else None
+    return {
+        "number": attempt.number, "at": attempt.started_at, "trigger": attempt.trigger, "url": attempt.url,
+        "statusCode": attempt.response_status, "durationMs": attempt.duration_ms, "error": attempt.error,
+        "requestHeaders": attempt.request_headers or {}, "responseHeaders": attempt.response_headers,
+        "responseExcerpt": excerpt, "nextAttemptAt": attempt.next_attempt_at,
+    }
+
+
+def event_detail(event) -> dict:
+    """An event with its frozen body and every attempt, in order."""
+    return {**event_summary(event), "body": event.body.decode("utf-8", "replace"),
+            "attempts": [attempt_document(a) for a in event.attempts]}
+
+
+def check_document(check) -> dict:
+    """A stored receiver check: its verdict and scorecard."""
+    return {"agentId": check.agent_id, "environment": check.environment, "passed": check.passed,
+            "ranAt": check.ran_at, "ranBy": check.ran_by, "url": check.url, "rules": check.results}
+
+
+def parse_query(query: dict, agent_id: str, env: str) -> tuple[queries.Filters, str | None]:
+    """The page's filter rules applied to the API's parameters; a refusal is a 422 naming the parameter."""
+    args = {"status": query.get("status"), "event_type": query.get("eventType"), "before": query.get("before")}
+    try:
+        return queries.parse_filters(args, agent_id, env)
+    except queries.InvalidFilter as exc:
+        raise ApiProblem(422, "The request has invalid fields; see errors.",
+                         errors=[{"detail": str(exc), "parameter": PARAMETERS[exc.field]}]) from None
+
+
+def next_url(query: dict, older_than: str) -> str:
+    """The URL of the page after this one: same filters and limit, continuing from older_than."""
+    params = {k: query[k] for k in ("status", "eventType") if query.get(k)}
+    if query["limit"] != queries.PAGE_SIZE:
+        params["limit"] = query["limit"]
+    return url_for(request.endpoint, **request.view_args, **params, before=older_than, _external=True)
+
+
+def known_id(event_id: str) -> str:
+    """The path's event id, or 404 when it cannot be one (never sent to the database)."""
+    if not queries.EVENT_ID.fullmatch(event_id):
+        raise ApiProblem(404, f"No event {event_id!r}.")
+    return event_id
+
+
+def get_event(event_id: str):
+    """The event with its attempts, or 404."""
+    event = queries.get_event(known_id(event_id))
+    if event is None:
+        raise ApiProblem(404, f"No event {event_id!r}.")
+    return event
+
+
+@bp.route(f"{PAIR}/deliveries", methods=["GET"])
+@requires("read")
+@bp.arguments(DeliveriesQuerySchema, location="query", unknown=RAISE)
+@bp.response(200, DeliveriesPageSchema, headers={"Link": LINK})
+@bp.alt_response(404, response="NOT_FOUND")
+def list_deliveries(query: dict, agent_id: str, env: str):
+    """The delivery log of this agent x environment, newest first; follow `next` (or the Link header) for older."""
+    settings = get_pair(agent_id, env)
+    filters, before = parse_query(query, settings.agent_id, settings.environment)
+    page = queries.list_events(filters, before, query["limit"])
+    document = {"items": [event_summary(e) for e in page.events], "next": None}
+    if page.older_than is None:
+        return document
+    document["next"] = next_url(query, page.older_than)
+    return document, 200, {"Link": f'<{document["next"]}>; rel="next"'}
+
+
+@bp.route("/events/<event_id>", methods=["GET"])
+@requires("read")
+@bp.response(200, EventDetailSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def read_event(event_id: str):
+    """One event: its frozen body and every attempt (request headers, status, timing, response excerpt)."""
+    return event_detail(get_event(event_id))
+
+
+@bp.route("/events/<event_id>/resend", methods=["POST"])
+@requires("write")
+@bp.response(202, EventSummarySchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def resend(event_id: str):
+    """Resend: queue the event again now, as a new run of tries (the same body bytes, signed with the current key)."""
+    try:
+        event = service.resend(known_id(event_id), actor())
+    except service.DeliveryError as exc:
+        raise ApiProblem(404, str(exc)) from None
+    return event_summary(event)
+
+
+@bp.route(f"{PAIR}/webhook/check", methods=["POST"])
+@requires("write")
+@bp.response(200, ReceiverCheckSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+@bp.alt_response(429, response="TOO_MANY_REQUESTS")
+def check_receiver(agent_id: str, env: str):
+    """Check receiver: probe the saved webhook for the guide's rules (needs a saved URL; once every 10 s at most)."""
+    settings = get_pair(agent_id, env)
+    try:
+        check = conformance.check_receiver(settings, actor())
+    except conformance.CheckTooSoon as exc:
+        raise ApiProblem(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+    except SettingsError as exc:
+        raise ApiProblem(409, str(exc)) from None
+    return check_document(check)

@@ -4,6 +4,7 @@ Every probe carries `X-Qlar-Test: conformance` and the event type `qlar.conforma
 receiver acts on, and goes through the dispatcher's Sender (SSRF guard, TLS verification, timeouts).
 """
 import json
+import math
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -25,6 +26,14 @@ from .sender import Outcome, Sender
 CHECK_EVENT = "qlar.conformance_check"
 MIN_INTERVAL = timedelta(seconds=10)
 REFUSED = (401, 403)
+
+
+class CheckTooSoon(SettingsError):
+    """A check of this webhook ran less than MIN_INTERVAL ago; `retry_after` is the wait in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -153,8 +162,8 @@ def check_receiver(settings: EscalationSettings, actor: str) -> ReceiverCheck:
     last = latest_check(settings)
     if last and now - last.ran_at < MIN_INTERVAL:
         wait = (MIN_INTERVAL - (now - last.ran_at)).total_seconds()
-        raise SettingsError(f"A check ran {(now - last.ran_at).total_seconds():.0f} s ago: "
-                            f"wait {wait:.0f} s before the next one.")
+        raise CheckTooSoon(f"A check ran {(now - last.ran_at).total_seconds():.0f} s ago: "
+                           f"wait {wait:.0f} s before the next one.", max(1, math.ceil(wait)))
     expired = None
     if settings.previous_secret_ciphertext and not settings.previous_secret_active(now):
         expired = secret_box().decrypt(settings.previous_secret_ciphertext)

@@ -15,23 +15,30 @@ from .service import live_workers
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
 CHART_DAYS = 14
 EVENT_ID = re.compile(r"evt_[0-9a-f]{1,36}")
 
 
 class InvalidFilter(ValueError):
-    """A filter in the query string is not one the log knows; str(error) is the message."""
+    """A filter in the query string is not one the log knows; str(error) is the message, `field` its argument."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
 class Filters:
-    """What the log is narrowed to; None means any."""
+    """What the log is narrowed to; None means any (the page shows every agent x environment, the API one)."""
 
     status: str | None = None
     event_type: str | None = None
+    agent_id: str | None = None
+    environment: str | None = None
 
     def as_args(self) -> dict[str, str]:
-        """The filters as query-string arguments (unset ones left out), for links that keep them."""
+        """The page's filters as query-string arguments (unset ones left out), for links that keep them."""
         return {k: v for k, v in (("status", self.status), ("event_type", self.event_type)) if v}
 
 
@@ -52,18 +59,22 @@ class DayCount:
     failed: int
 
 
-def parse_filters(args) -> tuple[Filters, str | None]:
-    """Check the log's query-string filters and `before` cursor; raises InvalidFilter with a clear message."""
+def parse_filters(args, agent_id: str | None = None, environment: str | None = None) -> tuple[Filters, str | None]:
+    """Check the log's query-string filters and `before` cursor; raises InvalidFilter with a clear message.
+
+    agent_id and environment narrow the log to one pair (the API's path); the page leaves them unset.
+    """
     status = args.get("status") or None
     event_type = args.get("event_type") or None
     before = args.get("before") or None
     if status is not None and status not in STATUSES:
-        raise InvalidFilter(f"Unknown status {status!r}: choose one of {', '.join(STATUSES)}.")
+        raise InvalidFilter(f"Unknown status {status!r}: choose one of {', '.join(STATUSES)}.", "status")
     if event_type is not None and event_type not in EVENT_TYPES:
-        raise InvalidFilter(f"Unknown event type {event_type!r}: choose one of {', '.join(EVENT_TYPES)}.")
+        raise InvalidFilter(f"Unknown event type {event_type!r}: choose one of {', '.join(EVENT_TYPES)}.",
+                            "event_type")
     if before is not None and not EVENT_ID.fullmatch(before):
-        raise InvalidFilter(f"{before!r} is not an event id (evt_…): follow the Older link to page back.")
-    return Filters(status, event_type), before
+        raise InvalidFilter(f"{before!r} is not an event id (evt_…): follow the Older link to page back.", "before")
+    return Filters(status, event_type, agent_id, environment), before
 
 
 def list_events(filters: Filters, before: str | None = None, limit: int = PAGE_SIZE) -> Page:
@@ -73,6 +84,10 @@ def list_events(filters: Filters, before: str | None = None, limit: int = PAGE_S
         query = query.where(Event.status == filters.status)
     if filters.event_type:
         query = query.where(Event.event_type == filters.event_type)
+    if filters.agent_id is not None:
+        query = query.where(Event.agent_id == filters.agent_id)
+    if filters.environment is not None:
+        query = query.where(Event.environment == filters.environment)
     if before:
         query = query.where(Event.id < before)
     events = list(db.session.scalars(query))
