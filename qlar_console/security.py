@@ -1,7 +1,7 @@
 """Security headers and error pages that never show a traceback or a secret."""
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -40,6 +40,11 @@ def add_security_headers(response):
 def init_security(app: Flask) -> None:
     """Add security headers to every response and register the error pages."""
     app.after_request(add_security_headers)
+
+    @app.before_request
+    def refuse_nul_paths():
+        if "\x00" in request.path:  # no id or name holds one, and PostgreSQL text cannot
+            abort(404)
 
     def error_response(message: str, status: int):
         if request.accept_mimetypes.best == "application/json" or request.is_json:

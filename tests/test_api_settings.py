@@ -244,6 +244,8 @@ def test_unknown_paths_and_methods_are_problems(app, client):
     not_allowed = assert_problem(client.delete(SETTINGS, headers=headers), 405, "method-not-allowed")
     assert not_allowed["instance"] == SETTINGS
     assert_problem(client.get("/api/v1/agents/agent-123/qa/settings", headers=headers), 404, "not-found")
+    assert_problem(client.get("/api/v1/agents/agent%00123/qa/settings", headers=headers), 404, "not-found")
+    assert client.get("/agents/agent%00123/production/escalation").status_code == 404  # pages too (PostgreSQL)
 
 
 def test_rate_limit_per_token_answers_429_with_retry_after(tmp_path):

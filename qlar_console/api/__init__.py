@@ -5,6 +5,7 @@ HTTP to those calls and their refusals to problems.
 """
 import functools
 import hashlib
+import inspect
 import time
 from copy import deepcopy
 from http import HTTPStatus
@@ -96,8 +97,8 @@ def requires(scope: str):
             return view(*args, **kwargs)
 
         wrapped._apidoc = apidoc = deepcopy(getattr(view, "_apidoc", {}))
-        apidoc.setdefault("manual_doc", {}).update(
-            security=[BEARER], description=f"{(view.__doc__ or '').strip()}\n\nNeeds a token with the `{scope}` scope.")
+        description = f"{inspect.cleandoc(view.__doc__ or '')}\n\nNeeds a token with the `{scope}` scope."
+        apidoc.setdefault("manual_doc", {}).update(security=[BEARER], description=description)
         responses = apidoc.setdefault("response", {}).setdefault("responses", {})
         for status, name in ((401, "UNAUTHORIZED"), (403, "FORBIDDEN"), (429, "TOO_MANY_REQUESTS")):
             responses.setdefault(status, []).append(name)

@@ -12,7 +12,8 @@ def record(actor: str, action: str, details: str = "", *, agent_id=None, environ
     An API call sets g.audit_via, so every entry it causes says which token made it.
     """
     entry = AuditEntry(
-        actor=actor, action=action, details=redact(details), agent_id=agent_id, environment=environment,
+        actor=actor, action=action, agent_id=agent_id, environment=environment,
+        details=redact(details).replace("\x00", "\\x00"),  # PostgreSQL text holds no NUL
         via=g.get("audit_via") if has_app_context() else None,
     )
     db.session.add(entry)

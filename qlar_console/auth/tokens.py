@@ -41,7 +41,7 @@ def create_token(name: str, username: str, scopes: list[str], *, actor: str,
                  expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """Create a token for `username`; returns it and the plaintext, which is never stored or shown again."""
     name = (name or "").strip()
-    if not name or len(name) > 80:
+    if not name or len(name) > 80 or not name.isprintable():
         raise TokenError("Give the token a name of 1 to 80 characters.", "name")
     user = db.session.scalar(db.select(User).filter_by(username=(username or "").strip()))
     if user is None:
