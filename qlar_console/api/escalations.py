@@ -1,4 +1,234 @@
-"""/api/v1 escalations: create, claim, complete, release, and simulate jobs."""
-from . import api_blueprint
+"""/api/v1 escalations: create, claim, complete, release, and simulate jobs; the Escalations page's rules over JSON."""
+from flask import url_for
+from marshmallow import fields
+
+from ..deliveries.models import EVENT_TYPES, STATUSES
+from ..escalations import jobs, service
+from ..escalations.models import CLAIMED, COMPLETED, JOB_STATUSES, PENDING
+from ..extensions import db
+from ..settings.models import TRIGGER_CONDITIONS, URGENCY_LEVELS
+from ..settings.service import NotFound
+from . import actor, api_blueprint, requires
+from .problems import ApiProblem
+from .schemas import JsonNumber, StrictSchema, UtcDateTime, documented, integer
 
 bp = api_blueprint("Escalations", "The escalation lifecycle and synthetic traffic (simulate jobs).")
+PAIR = "/agents/<agent_id>/<env>"
+LIMITS = service.FIELD_MAX_LENGTH
+POINTERS = {"claimedBy": "#/by", "resolutionNotes": "#/notes"}  # where a service field has another name here
+TEXT = r"^[^\u0000]*$"  # any text a database can hold
+NOT_BLANK = r"^[^\u0000]*\S[^\u0000]*$"
+LOCATION = {"Location": {"description": "Where to read it", "schema": {"type": "string"}}}
+
+
+class EventSchema(StrictSchema):
+    id = fields.String(metadata={"description": "evt_…: the webhook-id, also /api/v1/events/{id}"})
+    eventType = fields.String(**documented(enum=EVENT_TYPES))
+    sequence = fields.Integer(metadata={"description": "The event's place in its escalation's order"})
+    status = fields.String(**documented(enum=STATUSES, description="How its delivery stands"))
+
+
+def text(field: str, pattern: str = TEXT, **kwargs) -> fields.String:
+    """A text member documented with the service's length limit of `field`; kwargs: the field's, or metadata."""
+    metadata = {k: kwargs.pop(k) for k in ("description",) if k in kwargs}
+    return fields.String(**kwargs, **documented(max_length=LIMITS[field], pattern=pattern, **metadata))
+
+
+class EscalationSchema(StrictSchema):
+    id = fields.String(dump_only=True, metadata={"description": "esc-…"})
+    agentId = fields.String(dump_only=True)
+    environment = fields.String(dump_only=True)
+    template = fields.String(load_only=True, load_default=service.DEFAULT_TEMPLATE, **documented(
+        enum=service.TEMPLATES, description="Gives every field left out (or empty) its value"))
+    threadId = text("threadId", description="Left out or empty: generated")
+    status = fields.String(dump_only=True, **documented(enum=(PENDING, CLAIMED, COMPLETED)))
+    urgencyLevel = fields.String(**documented(enum=URGENCY_LEVELS))
+    topic = text("topic")
+    area = text("area")
+    reason = text("reason")
+    triggerCondition = text("triggerCondition", description=f"Free text; the CMS's are {', '.join(TRIGGER_CONDITIONS)}")
+    claimedBy = fields.String(dump_only=True, allow_none=True)
+    resolutionNotes = fields.String(dump_only=True, allow_none=True)
+    createdAt = UtcDateTime(dump_only=True)
+    events = fields.List(fields.Nested(EventSchema), dump_only=True,
+                         metadata={"description": "Its lifecycle events, in order, with their delivery status"})
+
+
+class ClaimSchema(StrictSchema):
+    by = text("claimedBy", NOT_BLANK, description="Who claims it; left out: the token's user")
+
+
+class CompleteSchema(StrictSchema):
+    notes = text("resolutionNotes", NOT_BLANK, required=True, description="Resolution notes",
+                 error_messages={"required": service.NOTES_REQUIRED, "null": service.NOTES_REQUIRED})
+
+
+class SimulateSchema(StrictSchema):
+    flows = integer(required=True, **documented(
+        minimum=jobs.FLOWS[0], maximum=jobs.FLOWS[1],
+        description="Full flows: created, claimed (sometimes released and reclaimed), completed"))
+    rate = JsonNumber(allow_none=True, load_default=None, **documented(
+        maximum=jobs.MAX_RATE, exclusiveMinimum=0,
+        description="Flows per second; null or left out: as fast as possible"))
+    waitSeconds = integer(load_default=jobs.DEFAULT_WAIT_SECONDS, **documented(
+        minimum=jobs.WAIT_SECONDS[0], maximum=jobs.WAIT_SECONDS[1],
+        description="How long to wait for the deliveries before summarising"))
+
+
+class SummarySchema(StrictSchema):
+    flows = fields.Integer()
+    events = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+    pending = fields.Integer(metadata={"description": "Still not delivered when the wait was over"})
+    p50Ms = fields.Float(allow_none=True, metadata={"description": "Median time from event to delivery"})
+    p99Ms = fields.Float(allow_none=True)
+
+
+class JobSchema(StrictSchema):
+    id = fields.String(metadata={"description": "job-…"})
+    agentId = fields.String()
+    environment = fields.String()
+    status = fields.String(**documented(
+        enum=JOB_STATUSES, description="running (flows), delivering (waiting for them), then finished or failed"))
+    flows = fields.Integer()
+    flowsDone = fields.Integer(metadata={"description": "Updated about twice a second"})
+    rate = fields.Float(allow_none=True)
+    waitSeconds = fields.Integer()
+    createdBy = fields.String()
+    startedAt = UtcDateTime()
+    finishedAt = UtcDateTime(allow_none=True)
+    error = fields.String(allow_none=True, metadata={"description": "Why it failed (abandoned: its process ended)"})
+    summary = fields.Nested(SummarySchema, allow_none=True, metadata={"description": "Once finished"})
+
+
+def escalation_document(escalation) -> dict:
+    """The escalation as the API shows it, with its events (as the Escalations page lists them)."""
+    events = service.events_by_escalation([escalation.id]).get(escalation.id, [])
+    return {
+        "id": escalation.id, "agentId": escalation.agent_id, "environment": escalation.environment,
+        **{payload: getattr(escalation, column) for payload, column in service.FIELDS.items()},
+        "status": escalation.status, "claimedBy": escalation.claimed_by,
+        "resolutionNotes": escalation.resolution_notes, "createdAt": escalation.created_at,
+        "events": [{"id": e.id, "eventType": e.event_type, "sequence": e.sequence, "status": e.status}
+                   for e in events],
+    }
+
+
+def job_document(job) -> dict:
+    """A simulate job as any process reads it (an abandoned one reads as failed)."""
+    status, error = jobs.status_of(job)
+    summary = job.summary and {"flows": job.summary["flows"], "events": job.summary["events"],
+                               "delivered": job.summary["delivered"], "failed": job.summary["failed"],
+                               "pending": job.summary["pending"], "p50Ms": job.summary["p50_ms"],
+                               "p99Ms": job.summary["p99_ms"]}
+    return {"id": job.id, "agentId": job.agent_id, "environment": job.environment, "status": status,
+            "flows": job.flows, "flowsDone": job.flows_done, "rate": job.rate, "waitSeconds": job.wait_seconds,
+            "createdBy": job.created_by, "startedAt": job.started_at, "finishedAt": job.finished_at,
+            "error": error, "summary": summary}
+
+
+def invalid(message: str, field: str) -> ApiProblem:
+    """A refused field as 422, pointing at the body member."""
+    return ApiProblem(422, "The request has invalid fields; see errors.",
+                      errors=[{"detail": message, "pointer": POINTERS.get(field, f"#/{field}")}])
+
+
+def lifecycle(change) -> dict:
+    """Run a service call; its refusals as problems: 404 unknown, 422 a field, 409 the escalation's status."""
+    try:
+        escalation = change()
+    except (service.TransitionError, NotFound) as exc:
+        db.session.rollback()  # nothing half-done reaches the commit of the call's audit entry
+        if isinstance(exc, service.UnknownEscalation | NotFound):
+            raise ApiProblem(404, str(exc)) from None
+        if isinstance(exc, service.InvalidField):
+            raise invalid(str(exc), exc.field) from None
+        raise ApiProblem(409, str(exc)) from None
+    return escalation_document(escalation)
+
+
+@bp.route(f"{PAIR}/escalations", methods=["POST"])
+@requires("write")
+@bp.arguments(EscalationSchema, required=False)
+@bp.response(201, EscalationSchema, headers=LOCATION)
+@bp.alt_response(404, response="NOT_FOUND")
+def create_escalation(body: dict, agent_id: str, env: str):
+    """Create an escalation (Pending) from a template, any field overridden; emits `created`."""
+    fields_given = {k: v for k, v in body.items() if k != "template"}
+    template = body.get("template", service.DEFAULT_TEMPLATE)
+    document = lifecycle(lambda: service.create_escalation(agent_id, env, template, **fields_given))
+    return document, 201, {"Location": url_for("Escalations.read_escalation", escalation_id=document["id"])}
+
+
+@bp.route("/escalations/<escalation_id>", methods=["GET"])
+@requires("read")
+@bp.response(200, EscalationSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def read_escalation(escalation_id: str):
+    """Read an escalation, with its events and how their deliveries stand."""
+    return lifecycle(lambda: service.get_escalation(escalation_id))
+
+
+@bp.route("/escalations/<escalation_id>/claim", methods=["POST"])
+@requires("write")
+@bp.arguments(ClaimSchema, required=False)
+@bp.response(200, EscalationSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def claim(body: dict, escalation_id: str):
+    """Claim a Pending escalation (Claimed); emits `claimed`."""
+    by = body.get("by", actor())
+    return lifecycle(lambda: service.claim(escalation_id, by))
+
+
+@bp.route("/escalations/<escalation_id>/complete", methods=["POST"])
+@requires("write")
+@bp.arguments(CompleteSchema)
+@bp.response(200, EscalationSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def complete(body: dict, escalation_id: str):
+    """Complete a Claimed escalation with resolution notes (Completed); emits `completed`."""
+    return lifecycle(lambda: service.complete(escalation_id, body["notes"]))
+
+
+@bp.route("/escalations/<escalation_id>/release", methods=["POST"])
+@requires("write")
+@bp.response(200, EscalationSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def release(escalation_id: str):
+    """Release a Claimed escalation back to the queue (Pending); emits `released`."""
+    return lifecycle(lambda: service.release(escalation_id))
+
+
+@bp.route(f"{PAIR}/simulate", methods=["POST"])
+@requires("write")
+@bp.arguments(SimulateSchema)
+@bp.response(202, JobSchema, headers=LOCATION)
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def simulate(body: dict, agent_id: str, env: str):
+    """Start a simulate job: synthetic flows at a rate, then a delivery summary; poll the job it returns."""
+    try:
+        job = jobs.start_job(agent_id, env, body["flows"], body["rate"], body["waitSeconds"], actor=actor())
+    except NotFound as exc:
+        raise ApiProblem(404, str(exc)) from None
+    except jobs.JobRunning as exc:
+        raise ApiProblem(409, str(exc)) from None
+    except jobs.JobError as exc:
+        raise invalid(str(exc), exc.field) from None
+    return job_document(job), 202, {"Location": url_for("Escalations.read_job", job_id=job.id)}
+
+
+@bp.route("/jobs/<job_id>", methods=["GET"])
+@requires("read")
+@bp.response(200, JobSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def read_job(job_id: str):
+    """Read a simulate job: its progress, then its delivery summary."""
+    job = jobs.get_job(job_id)
+    if job is None:
+        raise ApiProblem(404, f"No simulate job {job_id!r}.")
+    return job_document(job)

@@ -5,23 +5,28 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from ..settings.models import URGENCY_LEVELS
-from .service import FIELDS, TEMPLATES
+from .service import DEFAULT_TEMPLATE, FIELD_MAX_LENGTH, FIELDS, TEMPLATES
 
-TEMPLATE = "angry-customer"
+TEMPLATE = DEFAULT_TEMPLATE
 _strip = [lambda v: v.strip() if isinstance(v, str) else v]
+
+
+def _most(field: str) -> Length:
+    """The service's length limit of a field (also the input's maxlength attribute)."""
+    return Length(max=FIELD_MAX_LENGTH[field])
 
 
 class CreateEscalationForm(FlaskForm):
     """Thread ID (empty = generated), urgency, topic, area, reason and trigger condition."""
 
-    thread_id = StringField("Thread ID", filters=_strip, validators=[Optional(), Length(max=120)])
+    thread_id = StringField("Thread ID", filters=_strip, validators=[Optional(), _most("threadId")])
     urgency_level = SelectField("Urgency level", choices=[SelectChoice(u) for u in URGENCY_LEVELS])
-    topic = StringField("Topic", filters=_strip, validators=[InputRequired("Enter a topic."), Length(max=120)])
-    area = StringField("Area", filters=_strip, validators=[InputRequired("Enter an area."), Length(max=120)])
-    reason = TextAreaField("Reason", filters=_strip, validators=[InputRequired("Enter a reason."), Length(max=2000)])
+    topic = StringField("Topic", filters=_strip, validators=[InputRequired("Enter a topic."), _most("topic")])
+    area = StringField("Area", filters=_strip, validators=[InputRequired("Enter an area."), _most("area")])
+    reason = TextAreaField("Reason", filters=_strip, validators=[InputRequired("Enter a reason."), _most("reason")])
     trigger_condition = StringField(
         "Trigger condition", filters=_strip,
-        validators=[InputRequired("Enter a trigger condition."), Length(max=120)],
+        validators=[InputRequired("Enter a trigger condition."), _most("triggerCondition")],
     )
 
     @classmethod

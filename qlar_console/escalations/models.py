@@ -1,13 +1,16 @@
-"""An escalation, as qlar's supervisor workspace sees it."""
-from datetime import datetime
+"""An escalation, as qlar's supervisor workspace sees it, and the simulate jobs that drive them."""
+from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
 from ..extensions import db
 
 PENDING, CLAIMED, COMPLETED = "Pending", "Claimed", "Completed"
+RUNNING, DELIVERING, FINISHED, FAILED = "running", "delivering", "finished", "failed"
+JOB_STATUSES = (RUNNING, DELIVERING, FINISHED, FAILED)
+ABANDONED_AFTER = timedelta(seconds=60)  # a running job silent this long lost its thread (its process ended)
 
 
 class Escalation(db.Model):
@@ -48,3 +51,32 @@ class Escalation(db.Model):
         if self.resolution_notes:
             payload["resolutionNotes"] = self.resolution_notes
         return payload
+
+
+class SimulationJob(db.Model):
+    """A run of synthetic flows started from the API, in a thread of one web process; any process can read it."""
+
+    __tablename__ = "simulation_jobs"
+    __table_args__ = (  # one unfinished job per agent x environment, whichever process starts it
+        Index("ix_simulation_jobs_one_unfinished", "agent_id", "environment", unique=True,
+              sqlite_where=text("finished_at IS NULL"), postgresql_where=text("finished_at IS NULL")),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # job-...
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    environment: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=RUNNING)
+    flows: Mapped[int]
+    rate: Mapped[float | None]  # flows per second; None: as fast as possible
+    wait_seconds: Mapped[int]
+    flows_done: Mapped[int] = mapped_column(default=0)
+    created_by: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    progress_at: Mapped[datetime] = mapped_column(default=utcnow)  # the thread's last sign of life
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict | None] = mapped_column(JSON)  # simulate.Summary's fields
+
+    def abandoned(self, now: datetime) -> bool:
+        """Unfinished, and its thread has not reported for ABANDONED_AFTER: it died with its process."""
+        return self.finished_at is None and now - self.progress_at > ABANDONED_AFTER

@@ -5,15 +5,21 @@ Each transition and its event are committed together; any other transition is re
 """
 import logging
 import secrets
+from collections import defaultdict
 
+from sqlalchemy.orm import defer
+
+from ..deliveries.models import Event
 from ..deliveries.outbox import record_event
 from ..deliveries.service import notify_dispatcher
 from ..extensions import db
+from ..settings.models import URGENCY_LEVELS
 from ..settings.service import get_settings
 from .models import CLAIMED, COMPLETED, PENDING, Escalation
 
 log = logging.getLogger(__name__)
 
+DEFAULT_TEMPLATE = "angry-customer"
 TEMPLATES = {
     "angry-customer": {
         "urgencyLevel": "high",
@@ -31,25 +37,67 @@ FIELDS = {  # payload name -> column
     "reason": "reason",
     "triggerCondition": "trigger_condition",
 }
+LABELS = {"threadId": "Thread ID", "urgencyLevel": "Urgency level", "topic": "Topic", "area": "Area",
+          "reason": "Reason", "triggerCondition": "Trigger condition", "claimedBy": "Claimed by",
+          "resolutionNotes": "Resolution notes"}
+FIELD_MAX_LENGTH = {  # payload name -> most characters: the one home of these limits (form, API, CLI)
+    "threadId": 120, "topic": 120, "area": 120, "reason": 2000, "triggerCondition": 120,
+    "claimedBy": 80, "resolutionNotes": 2000,
+}
+NOTES_REQUIRED = "Resolution notes are required to complete an escalation."
 
 
 class TransitionError(Exception):
     """A lifecycle rule refused the request; str(error) is the message."""
 
 
-def create_escalation(agent_id: str, environment: str, template: str = "angry-customer", **fields) -> Escalation:
+class UnknownEscalation(TransitionError):
+    """There is no escalation with that id."""
+
+
+class InvalidField(TransitionError):
+    """A field's value was refused; `field` is its payload name (topic, claimedBy, resolutionNotes, ...)."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_text(field: str, value: str) -> str:
+    """The value stripped, refused (InvalidField) when, as given, it is over the field's limit or not storable."""
+    limit = FIELD_MAX_LENGTH.get(field)
+    if limit is not None and len(value) > limit:
+        raise InvalidField(f"{LABELS[field]} cannot be longer than {limit} characters.", field)
+    if not storable(value):
+        raise InvalidField(f"{LABELS[field]} contains a character that cannot be stored (NUL or a lone "
+                           "surrogate).", field)
+    return value.strip()
+
+
+def storable(value: str) -> bool:
+    """Whether a database can keep the text: no NUL (PostgreSQL refuses it), valid UTF-8 (no lone surrogate)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def create_escalation(agent_id: str, environment: str, template: str = DEFAULT_TEMPLATE, **fields) -> Escalation:
     """Create a Pending escalation from a template, with any step-8 field overridden; emits `created`."""
     if template not in TEMPLATES:
-        raise TransitionError(f"Unknown template {template!r}; known: {', '.join(TEMPLATES)}.")
-    settings = get_settings(agent_id, environment)
-    values = {**TEMPLATES[template], "threadId": f"thread-{secrets.token_hex(4)}"}
-    values.update({k: v for k, v in fields.items() if v})
-    unknown = set(values) - set(FIELDS)
+        raise InvalidField(f"Unknown template {template!r}; known: {', '.join(TEMPLATES)}.", "template")
+    unknown = set(fields) - set(FIELDS)
     if unknown:
-        raise TransitionError(f"Unknown escalation field: {sorted(unknown)[0]}.")
+        raise InvalidField(f"Unknown escalation field: {sorted(unknown)[0]}.", sorted(unknown)[0])
+    values = {**TEMPLATES[template], "threadId": f"thread-{secrets.token_hex(4)}"}
+    values.update({k: check_text(k, str(v)) for k, v in fields.items() if v is not None and str(v).strip()})
+    if values["urgencyLevel"] not in URGENCY_LEVELS:
+        raise InvalidField(f"Urgency level must be one of: {', '.join(URGENCY_LEVELS)}.", "urgencyLevel")
+    settings = get_settings(agent_id, environment)
     escalation = Escalation(
         id=f"esc-{secrets.token_hex(6)}", agent_id=agent_id, environment=environment, status=PENDING, last_sequence=0,
-        **{FIELDS[k]: str(v) for k, v in values.items()},
+        **{FIELDS[k]: v for k, v in values.items()},
     )
     db.session.add(escalation)
     return _commit(escalation, "created", settings)
@@ -58,18 +106,20 @@ def create_escalation(agent_id: str, environment: str, template: str = "angry-cu
 def claim(escalation_id: str, by: str) -> Escalation:
     """A supervisor claims a Pending escalation; emits `claimed`."""
     if not (by or "").strip():
-        raise TransitionError("Say who claims the escalation.")
+        raise InvalidField("Say who claims the escalation.", "claimedBy")
+    by = check_text("claimedBy", by)
     escalation = _transition(escalation_id, PENDING, CLAIMED, "claim")
-    escalation.claimed_by = by.strip()
+    escalation.claimed_by = by
     return _commit(escalation, "claimed")
 
 
 def complete(escalation_id: str, notes: str) -> Escalation:
     """Resolve a Claimed escalation with resolution notes; emits `completed`."""
     if not (notes or "").strip():
-        raise TransitionError("Resolution notes are required to complete an escalation.")
+        raise InvalidField(NOTES_REQUIRED, "resolutionNotes")
+    notes = check_text("resolutionNotes", notes)
     escalation = _transition(escalation_id, CLAIMED, COMPLETED, "complete")
-    escalation.resolution_notes = notes.strip()
+    escalation.resolution_notes = notes
     return _commit(escalation, "completed")
 
 
@@ -86,11 +136,22 @@ def allowed_actions(escalation: Escalation) -> list[str]:
 
 
 def get_escalation(escalation_id: str) -> Escalation:
-    """The escalation, or TransitionError when there is none."""
+    """The escalation, or UnknownEscalation (a TransitionError) when there is none."""
     escalation = db.session.get(Escalation, escalation_id)
     if escalation is None:
-        raise TransitionError(f"No escalation {escalation_id!r}.")
+        raise UnknownEscalation(f"No escalation {escalation_id!r}.")
     return escalation
+
+
+def events_by_escalation(escalation_ids: list[str]) -> dict[str, list[Event]]:
+    """Each escalation's events in sequence order (bodies not loaded)."""
+    grouped: dict[str, list[Event]] = defaultdict(list)
+    if escalation_ids:
+        query = (db.select(Event).options(defer(Event.body))
+                 .where(Event.escalation_id.in_(escalation_ids)).order_by(Event.escalation_id, Event.sequence))
+        for event in db.session.scalars(query):
+            grouped[event.escalation_id].append(event)
+    return grouped
 
 
 def _transition(escalation_id: str, source: str, target: str, verb: str) -> Escalation:

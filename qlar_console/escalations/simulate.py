@@ -52,12 +52,16 @@ def run_flow(agent_id: str, environment: str, rng: random.Random) -> list[str]:
     return esc
 
 
+def due_in(index: int, started: float, rate: float | None) -> float:
+    """Seconds until flow `index` is due at `rate` flows per second (0 or less: due now; always due without a rate)."""
+    return started + index / rate - time.monotonic() if rate else 0.0
+
+
 def pace(index: int, started: float, rate: float | None) -> None:
     """Sleep until flow `index` is due at `rate` flows per second (no wait without a rate)."""
-    if rate:
-        delay = started + index / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    delay = due_in(index, started, rate)
+    if delay > 0:
+        time.sleep(delay)
 
 
 def summarise(escalation_ids: list[str], wait_seconds: float) -> Summary:

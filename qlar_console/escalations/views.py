@@ -1,13 +1,10 @@
 """The Escalations page: the simulator QA uses to create, claim, complete and release, and watch the deliveries."""
 import logging
-from collections import defaultdict
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import defer
 
 from ..auth.views import require_role
-from ..deliveries.models import Event
 from ..extensions import db
 from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
 from ..settings.service import SettingsError, all_settings
@@ -50,17 +47,6 @@ def count_escalations(agent_id: str, environment: str) -> int:
     )
 
 
-def events_by_escalation(escalation_ids: list[str]) -> dict[str, list[Event]]:
-    """Each escalation's events in sequence order (bodies not loaded)."""
-    grouped: dict[str, list[Event]] = defaultdict(list)
-    if escalation_ids:
-        query = (db.select(Event).options(defer(Event.body))
-                 .where(Event.escalation_id.in_(escalation_ids)).order_by(Event.escalation_id, Event.sequence))
-        for event in db.session.scalars(query):
-            grouped[event.escalation_id].append(event)
-    return grouped
-
-
 def _page_url(agent_id: str, environment: str) -> str:
     return url_for("escalations.index", agent=agent_id, env=environment)
 
@@ -72,8 +58,9 @@ def _render(pairs, pair, form, status=200):
         "escalations/index.html",
         pairs=pairs, pair=pair, form=form, escalations=escalations,
         total=count_escalations(pair.agent_id, pair.environment) if pair else 0,
-        events=events_by_escalation([e.id for e in escalations]), allowed_actions=service.allowed_actions,
+        events=service.events_by_escalation([e.id for e in escalations]), allowed_actions=service.allowed_actions,
         can_edit=current_user.has_role("editor"), template=TEMPLATE, trigger_conditions=TRIGGER_CONDITIONS,
+        notes_max_length=service.FIELD_MAX_LENGTH["resolutionNotes"],
     )
     return html, status
 
