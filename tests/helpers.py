@@ -44,3 +44,12 @@ def api_token(app, username: str = "editor", *scopes: str, expires_in_days: int 
         _, plaintext = create_token(f"test-{username}", username, list(scopes or ("read", "write")),
                                     actor="test", expires_in_days=expires_in_days)
     return {"Authorization": f"Bearer {plaintext}"}
+
+
+def assert_problem(response, status: int, slug: str) -> dict:
+    """The response is an RFC 9457 problem of that status and type (urn:qlar:problem:<slug>); returns its body."""
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/problem+json"
+    body = response.json
+    assert body["status"] == status and body["type"] == f"urn:qlar:problem:{slug}" and body["title"]
+    return body

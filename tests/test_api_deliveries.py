@@ -3,7 +3,7 @@ import re
 import time
 
 import pytest
-from helpers import api_token, stored_secret
+from helpers import api_token, assert_problem, stored_secret
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
@@ -17,7 +17,6 @@ ENV = ("agent-123", "production")
 API = "/api/v1"
 LOG = f"{API}/agents/agent-123/production/deliveries"
 CHECK = f"{API}/agents/agent-123/production/webhook/check"
-PROBLEM = "application/problem+json"
 
 
 def _flow(app, environment: str = "production") -> str:
@@ -52,14 +51,6 @@ def _wait_for(client, headers, event_id: str, predicate, timeout: float = 8.0) -
             return event
         time.sleep(0.05)
     raise AssertionError(f"event {event_id} did not reach the expected state: {event}")
-
-
-def _problem(response, status: int) -> dict:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM
-    body = response.get_json()
-    assert body["status"] == status and body["type"].startswith("urn:qlar:problem:")
-    return body
 
 
 def _well_behaved(app):
@@ -219,7 +210,7 @@ def test_check_reports_the_failures_then_429_with_retry_after(delivery_app, rece
         assert (rule["fix"] is None) == rule["passed"]
     assert {r["number"] for r in check["rules"] if r["required"] and not r["passed"]} == {3, 4, 5, 6, 7}
     again = client.post(CHECK, headers=headers)
-    problem = _problem(again, 429)
+    problem = assert_problem(again, 429, "rate-limited")
     assert re.fullmatch(r"A check ran \d+ s ago: wait \d+ s before the next one\.", problem["detail"])
     assert 1 <= int(again.headers["Retry-After"]) <= 10
 
@@ -237,7 +228,7 @@ def test_check_passes_against_a_receiver_that_follows_the_guide(delivery_app, re
 
 def test_check_without_a_saved_url_is_409(app):
     response = app.test_client().post(CHECK, headers=api_token(app, "editor", "write"))
-    problem = _problem(response, 409)
+    problem = assert_problem(response, 409, "conflict")
     assert problem["detail"] == "Save the webhook with its URL first: the check probes the saved endpoint."
 
 
@@ -247,15 +238,15 @@ def test_tokens_scopes_and_roles(app):
     resend = f"{API}/events/{event_id}/resend"
     for method, path in (("get", LOG), ("get", f"{API}/events/{event_id}"), ("post", resend), ("post", CHECK)):
         response = getattr(client, method)(path)
-        _problem(response, 401)
+        assert_problem(response, 401, "unauthorized")
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert "invalid_token" in client.get(LOG, headers={"Authorization": "Bearer nope"}).headers["WWW-Authenticate"]
     read_only = api_token(app, "editor", "read")
-    assert _problem(client.post(resend, headers=read_only), 403)["type"] == "urn:qlar:problem:forbidden-scope"
-    assert _problem(client.post(CHECK, headers=read_only), 403)["type"] == "urn:qlar:problem:forbidden-scope"
+    assert_problem(client.post(resend, headers=read_only), 403, "forbidden-scope")
+    assert_problem(client.post(CHECK, headers=read_only), 403, "forbidden-scope")
     viewer = api_token(app, "viewer", "read", "write")
-    assert _problem(client.post(resend, headers=viewer), 403)["type"] == "urn:qlar:problem:forbidden-role"
-    assert _problem(client.post(CHECK, headers=viewer), 403)["type"] == "urn:qlar:problem:forbidden-role"
+    assert_problem(client.post(resend, headers=viewer), 403, "forbidden-role")
+    assert_problem(client.post(CHECK, headers=viewer), 403, "forbidden-role")
     assert client.get(LOG, headers=viewer).status_code == 200
     with app.app_context():
         assert db.session.get(Event, event_id).status == "failed"  # nothing was resent
@@ -272,7 +263,7 @@ def test_tokens_scopes_and_roles(app):
 ])
 def test_unknown_is_404(app, method, path, detail):
     response = getattr(app.test_client(), method)(path, headers=api_token(app, "editor", "read", "write"))
-    assert _problem(response, 404)["detail"] == detail
+    assert assert_problem(response, 404, "not-found")["detail"] == detail
 
 
 @pytest.mark.parametrize(("query", "parameter", "detail"), [
@@ -295,7 +286,7 @@ def test_unknown_is_404(app, method, path, detail):
 ])
 def test_invalid_query_is_422_naming_the_parameter(app, query, parameter, detail):
     response = app.test_client().get(f"{LOG}?{query}", headers=api_token(app, "viewer", "read"))
-    problem = _problem(response, 422)
+    problem = assert_problem(response, 422, "validation-error")
     assert problem["errors"] == [{"detail": detail, "parameter": parameter}]
 
 

@@ -11,6 +11,8 @@ from helpers import api_token
 from werkzeug.serving import make_server
 
 from qlar_console.deliveries.models import Event
+from qlar_console.escalations import jobs
+from qlar_console.escalations.models import SimulationJob
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
 
@@ -23,7 +25,8 @@ def test_schemathesis_finds_nothing(tmp_path, figure):
     with app.app_context():
         escalation_id = create_escalation("agent-123", "production").id
         event_id = db.session.scalar(db.select(Event.id).filter_by(escalation_id=escalation_id))
-        ids = {"QLAR_FUZZ_ESCALATION": escalation_id, "QLAR_FUZZ_EVENT": event_id}
+        job_id = jobs.start_job("agent-123", "staging", flows=1, wait_seconds=0, actor="test").id
+        ids = {"QLAR_FUZZ_ESCALATION": escalation_id, "QLAR_FUZZ_EVENT": event_id, "QLAR_FUZZ_JOB": job_id}
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -33,16 +36,20 @@ def test_schemathesis_finds_nothing(tmp_path, figure):
             [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "run",
              f"http://127.0.0.1:{server.server_port}/api/v1/openapi.json", "--checks", "all", "--seed", "1",
              "--no-color", "--report", "json", "--report-json-path", str(report)],
-            env={**os.environ, **ids, "QLAR_FUZZ_TOKEN": token, "QLAR_FUZZ_JOB": "job-none"},
+            env={**os.environ, **ids, "QLAR_FUZZ_TOKEN": token},
             capture_output=True, text=True, timeout=900, cwd=tmp_path,
         )
     finally:
         server.shutdown()
         thread.join(timeout=5)
+        with app.app_context():  # the simulate jobs the fuzzer started stop at their next report
+            for job in db.session.scalars(db.select(SimulationJob).filter_by(finished_at=None)):
+                jobs.cancel_job(job, "test")
         dispose(app)
     summary = json.loads(report.read_text())
     cases, operations = summary["test_cases"], summary["operations"]
     figure("schemathesis", f"{operations['tested']} operations, {cases['generated']} examples, "
                            f"{cases['unique_failures']} failures, {summary['running_time']:.0f} s")
+    print(run.stdout[-3000:])
     assert run.returncode == 0, run.stdout[-6000:]
     assert operations["tested"] == operations["total"] and not summary["errors"]

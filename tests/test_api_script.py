@@ -27,6 +27,7 @@ def test_a_pipeline_with_curl_alone_configures_runs_and_sees_the_events(tmp_path
     app = make_app(tmp_path, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
                    RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4)
     token = api_token(app, "editor", "read", "write", "secrets")["Authorization"].split()[1]
+    app.extensions["qlar_dispatcher"].start()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

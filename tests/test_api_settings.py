@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import make_app
-from helpers import PAGE, api_token, login, page_version, save_form, stored_secret
+from helpers import PAGE, api_token, assert_problem, login, page_version, save_form, stored_secret
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.auth.models import ApiToken, User
@@ -15,7 +15,6 @@ from qlar_console.extensions import db
 
 SETTINGS = "/api/v1/agents/agent-123/production/settings"
 WEBHOOK = "/api/v1/agents/agent-123/production/webhook"
-PROBLEM = "application/problem+json"
 
 
 def enable(client, headers, url="https://example.com/hooks/qlar", path=SETTINGS):
@@ -23,14 +22,6 @@ def enable(client, headers, url="https://example.com/hooks/qlar", path=SETTINGS)
     read = client.get(path, headers=headers)
     document = {**read.json, "webhook": {"enabled": True, "url": url}}
     return client.put(path, json=document, headers={**headers, "If-Match": read.headers["ETag"]})
-
-
-def assert_problem(response, status: int, slug: str) -> dict:
-    assert response.status_code == status, response.data
-    assert response.mimetype == PROBLEM
-    body = response.json
-    assert body["status"] == status and body["type"] == f"urn:qlar:problem:{slug}" and body["title"]
-    return body
 
 
 def test_put_saves_like_the_page_and_the_etag_tracks_the_version(app, client):

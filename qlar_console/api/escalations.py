@@ -42,7 +42,7 @@ class EscalationSchema(StrictSchema):
         enum=service.TEMPLATES, description="Gives every field left out (or empty) its value"))
     threadId = text("threadId", description="Left out or empty: generated")
     status = fields.String(dump_only=True, **documented(enum=(PENDING, CLAIMED, COMPLETED)))
-    urgencyLevel = fields.String(**documented(enum=URGENCY_LEVELS))
+    urgencyLevel = fields.String(**documented(enum=(*URGENCY_LEVELS, ""), description="Empty: the template's"))
     topic = text("topic")
     area = text("area")
     reason = text("reason")
@@ -90,7 +90,8 @@ class JobSchema(StrictSchema):
     agentId = fields.String()
     environment = fields.String()
     status = fields.String(**documented(
-        enum=JOB_STATUSES, description="running (flows), delivering (waiting for them), then finished or failed"))
+        enum=JOB_STATUSES,
+        description="running (flows), delivering (waiting for them), then finished, failed or cancelled"))
     flows = fields.Integer()
     flowsDone = fields.Integer(metadata={"description": "Updated about twice a second"})
     rate = fields.Float(allow_none=True)
@@ -228,7 +229,24 @@ def simulate(body: dict, agent_id: str, env: str):
 @bp.alt_response(404, response="NOT_FOUND")
 def read_job(job_id: str):
     """Read a simulate job: its progress, then its delivery summary."""
+    return job_document(_job_or_404(job_id))
+
+
+@bp.route("/jobs/<job_id>/cancel", methods=["POST"])
+@requires("write")
+@bp.response(200, JobSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+@bp.alt_response(409, response="CONFLICT")
+def cancel_job(job_id: str):
+    """Cancel a simulate job that is still running; the flows it already ran stay."""
+    try:
+        return job_document(jobs.cancel_job(_job_or_404(job_id), actor()))
+    except jobs.JobError as exc:
+        raise ApiProblem(409, str(exc)) from None
+
+
+def _job_or_404(job_id: str):
     job = jobs.get_job(job_id)
     if job is None:
         raise ApiProblem(404, f"No simulate job {job_id!r}.")
-    return job_document(job)
+    return job

@@ -4,13 +4,7 @@ from marshmallow import fields
 
 
 class StrictSchema(ma.Schema):
-    """Unknown members are refused; members the server owns (dump_only) may be sent back and are ignored."""
-
-    @ma.pre_load
-    def drop_read_only(self, data, **kwargs):
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if not (k in self.fields and self.fields[k].dump_only)}
-        return data
+    """Unknown members are refused, and so are read-only ones (dump_only: the OpenAPI document says readOnly)."""
 
 
 def boolean(**kwargs) -> fields.Boolean:

@@ -43,6 +43,30 @@ class SettingsSchema(StrictSchema):
     webhook = fields.Nested(WebhookSchema, required=True)
 
 
+ECHO = {"metadata": {"description": "As GET shows it: may be sent back, and is ignored"}}
+
+
+class WebhookInputSchema(WebhookSchema):
+    """The webhook as PUT takes it: what GET shows, of which only enabled and url change anything."""
+
+    urlWarning = fields.String(allow_none=True, **ECHO)
+    secretSet = boolean(**ECHO)
+    secretCreatedAt = fields.String(allow_none=True, **ECHO)
+    previousKeyExpiresAt = fields.String(allow_none=True, **ECHO)
+    disabledReason = fields.String(allow_none=True, **ECHO)
+
+
+class SettingsInputSchema(SettingsSchema):
+    """The settings as PUT takes them: the document GET returned, edited (export in one place, import in another)."""
+
+    agentId = fields.String(**ECHO)
+    environment = fields.String(**ECHO)
+    version = integer(**ECHO)
+    savedBy = fields.String(allow_none=True, **ECHO)
+    savedAt = fields.String(allow_none=True, **ECHO)
+    webhook = fields.Nested(WebhookInputSchema, required=True)
+
+
 class RegenerateSchema(StrictSchema):
     grace = fields.String(load_default="none", **documented(
         enum=service.GRACE_PERIODS, description="How long the previous key keeps validating"))
@@ -53,7 +77,7 @@ class SecretSchema(StrictSchema):
 
 
 # JSON Schema the marshmallow schemas cannot say, merged into the OpenAPI components by init_api.
-SPEC_EXTRAS = {"Webhook": {"if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
+SPEC_EXTRAS = {"WebhookInput": {"if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
                            "then": {"required": ["url"], "properties": {"url": {"type": "string"}}}}}
 IF_MATCH = {"in": "header", "name": "If-Match", "required": True,
             "description": "The ETag of the settings you edited (their version), or * to overwrite",
@@ -125,7 +149,7 @@ def read_settings(agent_id: str, env: str):
 @bp.route(f"{PAIR}/settings", methods=["PUT"])
 @requires("write")
 @bp.doc(parameters=[IF_MATCH])
-@bp.arguments(SettingsSchema)
+@bp.arguments(SettingsInputSchema)
 @bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
 @bp.alt_response(412, response="PRECONDITION_FAILED")
 @bp.alt_response(428, response="PRECONDITION_REQUIRED")

@@ -21,7 +21,7 @@ from ..clock import utcnow
 from ..extensions import db
 from ..settings.service import SettingsError, get_settings
 from . import simulate
-from .models import ABANDONED_AFTER, DELIVERING, FAILED, FINISHED, RUNNING, SimulationJob
+from .models import ABANDONED_AFTER, CANCELLED, DELIVERING, FAILED, FINISHED, RUNNING, SimulationJob
 from .service import TransitionError
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,17 @@ def unfinished_job(agent_id: str, environment: str) -> SimulationJob | None:
     """The pair's job still running or waiting for its deliveries, if any."""
     return db.session.scalar(db.select(SimulationJob).filter_by(agent_id=agent_id, environment=environment,
                                                                  finished_at=None))
+
+
+def cancel_job(job: SimulationJob, actor: str) -> SimulationJob:
+    """Stop an unfinished job: its thread stops at its next report; flows already run stay as they are."""
+    if job.finished_at is not None:
+        raise JobError(f"Simulate job {job.id} already ended ({job.status}).")
+    job.status, job.error, job.finished_at = CANCELLED, f"cancelled by {actor}", utcnow()
+    record(actor, "simulation.cancelled", f"{job.id} after {job.flows_done} of {job.flows} flows",
+           agent_id=job.agent_id, environment=job.environment)
+    db.session.commit()
+    return job
 
 
 def status_of(job: SimulationJob, now: datetime | None = None) -> tuple[str, str | None]:

@@ -8,8 +8,8 @@ from ..clock import utcnow
 from ..extensions import db
 
 PENDING, CLAIMED, COMPLETED = "Pending", "Claimed", "Completed"
-RUNNING, DELIVERING, FINISHED, FAILED = "running", "delivering", "finished", "failed"
-JOB_STATUSES = (RUNNING, DELIVERING, FINISHED, FAILED)
+RUNNING, DELIVERING, FINISHED, FAILED, CANCELLED = "running", "delivering", "finished", "failed", "cancelled"
+JOB_STATUSES = (RUNNING, DELIVERING, FINISHED, FAILED, CANCELLED)
 ABANDONED_AFTER = timedelta(seconds=60)  # a running job silent this long lost its thread (its process ended)
 
 
