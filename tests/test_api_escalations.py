@@ -264,7 +264,8 @@ def test_the_openapi_document_states_the_services_limits(client):
     assert (simulate["flows"]["minimum"], simulate["flows"]["maximum"]) == (1, 10000)
     assert (simulate["rate"]["exclusiveMinimum"], simulate["rate"]["maximum"]) == (0, 1000)
     assert (simulate["waitSeconds"]["minimum"], simulate["waitSeconds"]["maximum"]) == (0, 600)
-    assert schemas["Job"]["properties"]["status"]["enum"] == ["running", "delivering", "finished", "failed", "cancelled"]
+    assert schemas["Job"]["properties"]["status"]["enum"] == [
+        "running", "delivering", "finished", "failed", "cancelled"]
     responses = spec["paths"]["/api/v1/escalations/{escalation_id}/claim"]["post"]["responses"]
     assert {"200", "401", "403", "404", "409", "422"} <= set(responses)
 
