@@ -19,8 +19,9 @@ from qlar_console.extensions import db
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
-def test_schemathesis_finds_nothing(tmp_path, figure):
-    app = make_app(tmp_path, WORKER="external", API_RATE_LIMIT="100000 per minute")  # no sends to fuzzed URLs
+def test_schemathesis_finds_nothing(tmp_path, database_url, figure):
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=database_url,
+                   WORKER="external", API_RATE_LIMIT="100000 per minute")  # no sends to fuzzed URLs
     token = api_token(app, "editor", "read", "write", "secrets")["Authorization"].split()[1]
     with app.app_context():
         escalation_id = create_escalation("agent-123", "production").id
@@ -45,11 +46,12 @@ def test_schemathesis_finds_nothing(tmp_path, figure):
         with app.app_context():  # the simulate jobs the fuzzer started stop at their next report
             for job in db.session.scalars(db.select(SimulationJob).filter_by(finished_at=None)):
                 jobs.cancel_job(job, "test")
+        for job_thread in [t for t in threading.enumerate() if t.name.startswith("qlar-job-")]:
+            job_thread.join(timeout=2 * jobs.BEAT_EVERY)
         dispose(app)
     summary = json.loads(report.read_text())
     cases, operations = summary["test_cases"], summary["operations"]
-    figure("schemathesis", f"{operations['tested']} operations, {cases['generated']} examples, "
+    figure(f"schemathesis ({database_url.split(':')[0]})", f"{operations['tested']} operations, {cases['generated']} examples, "
                            f"{cases['unique_failures']} failures, {summary['running_time']:.0f} s")
-    print(run.stdout[-3000:])
     assert run.returncode == 0, run.stdout[-6000:]
     assert operations["tested"] == operations["total"] and not summary["errors"]
