@@ -51,7 +51,8 @@ def test_schemathesis_finds_nothing(tmp_path, database_url, figure):
         dispose(app)
     summary = json.loads(report.read_text())
     cases, operations = summary["test_cases"], summary["operations"]
-    figure(f"schemathesis ({database_url.split(':')[0]})", f"{operations['tested']} operations, {cases['generated']} examples, "
-                           f"{cases['unique_failures']} failures, {summary['running_time']:.0f} s")
+    figure(f"schemathesis ({database_url.split(':')[0]})",
+           f"{operations['tested']} operations, {cases['generated']} examples, {cases['unique_failures']} failures, "
+           f"{summary['running_time']:.0f} s")
     assert run.returncode == 0, run.stdout[-6000:]
     assert operations["tested"] == operations["total"] and not summary["errors"]
