@@ -32,7 +32,7 @@ def _rate_key() -> str:
     return "addr:" + (request.remote_addr or "unknown")
 
 
-def _too_many(limit) -> None:
+def _too_many(limit):
     """429 as a problem, saying when to come back (Retry-After, in seconds)."""
     wait = max(1, int(limit.reset_at - time.time()))
     return problem(429, f"Rate limit of {limit.limit} per token reached: retry in {wait} s.",
