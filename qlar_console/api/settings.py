@@ -124,9 +124,7 @@ def _expected_version(settings) -> int:
     if "If-Match" not in request.headers:
         raise ApiProblem(428, "Send If-Match with the ETag of the settings you read (or * to overwrite them), "
                               "so a change someone saved meanwhile is not lost.")
-    if request.if_match.star_tag:
-        return settings.version
-    if request.if_match.contains(str(settings.version)):
+    if request.if_match.star_tag or request.if_match.contains(str(settings.version)):
         return settings.version
     raise stale(settings)
 

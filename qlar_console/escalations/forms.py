@@ -7,7 +7,6 @@ from wtforms.validators import InputRequired, Length, Optional
 from ..settings.models import URGENCY_LEVELS
 from .service import DEFAULT_TEMPLATE, FIELD_MAX_LENGTH, FIELDS, TEMPLATES
 
-TEMPLATE = DEFAULT_TEMPLATE
 _strip = [lambda v: v.strip() if isinstance(v, str) else v]
 
 
@@ -30,7 +29,7 @@ class CreateEscalationForm(FlaskForm):
     )
 
     @classmethod
-    def prefilled(cls, template: str = TEMPLATE) -> "CreateEscalationForm":
+    def prefilled(cls, template: str = DEFAULT_TEMPLATE) -> "CreateEscalationForm":
         """A fresh form holding the template's values (the thread id is left empty: generated)."""
         return cls(formdata=None, data={FIELDS[k]: v for k, v in TEMPLATES[template].items()})
 

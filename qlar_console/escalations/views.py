@@ -9,7 +9,7 @@ from ..extensions import db
 from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
 from ..settings.service import SettingsError, all_settings
 from . import service
-from .forms import TEMPLATE, CreateEscalationForm
+from .forms import CreateEscalationForm
 from .models import Escalation
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ def _render(pairs, pair, form, status=200):
         pairs=pairs, pair=pair, form=form, escalations=escalations,
         total=count_escalations(pair.agent_id, pair.environment) if pair else 0,
         events=service.events_by_escalation([e.id for e in escalations]), allowed_actions=service.allowed_actions,
-        can_edit=current_user.has_role("editor"), template=TEMPLATE, trigger_conditions=TRIGGER_CONDITIONS,
+        can_edit=current_user.has_role("editor"), template=service.DEFAULT_TEMPLATE,
+        trigger_conditions=TRIGGER_CONDITIONS,
         notes_max_length=service.FIELD_MAX_LENGTH["resolutionNotes"],
     )
     return html, status
@@ -87,7 +88,7 @@ def create():
     agent_id, environment = request.form.get("agent", ""), request.form.get("env", "")
     if form.validate_on_submit():
         try:
-            escalation = service.create_escalation(agent_id, environment, TEMPLATE, **form.escalation_fields())
+            escalation = service.create_escalation(agent_id, environment, **form.escalation_fields())
         except (service.TransitionError, SettingsError) as exc:
             db.session.rollback()
             flash(str(exc), "error")
@@ -149,7 +150,7 @@ def test_flow():
     agent_id, environment = request.form.get("agent", ""), request.form.get("env", "")
     escalation_id = None
     try:
-        escalation_id = service.create_escalation(agent_id, environment, TEMPLATE).id
+        escalation_id = service.create_escalation(agent_id, environment).id
         service.claim(escalation_id, current_user.username)
         service.complete(escalation_id, TEST_FLOW_NOTES)
     except SettingsError as exc:
