@@ -53,3 +53,15 @@ def assert_problem(response, status: int, slug: str) -> dict:
     body = response.json
     assert body["status"] == status and body["type"] == f"urn:qlar:problem:{slug}" and body["title"]
     return body
+
+
+def answer_next_dialog(page, accept: bool = True) -> list[str]:
+    """Accept (or dismiss) the page's next JS dialog; the returned list receives its message."""
+    messages = []
+
+    def answer(dialog):
+        messages.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", answer)
+    return messages

@@ -4,7 +4,7 @@ import re
 
 import pytest
 from conftest import PASSWORD
-from helpers import stored_secret
+from helpers import answer_next_dialog, stored_secret
 from playwright.sync_api import Page, expect
 
 ESCALATION = "/agents/agent-123/production/escalation"
@@ -161,13 +161,7 @@ def test_regenerate_after_confirming_gives_new_key(page, live_server):
     save_enabled_webhook(page)
     key_a = copy_key(page)
 
-    messages = []
-
-    def accept(dialog):
-        messages.append(dialog.message)
-        dialog.accept()
-
-    page.once("dialog", accept)
+    messages = answer_next_dialog(page)
     page.get_by_role("button", name="Regenerate Key").click()
     expect(page.get_by_text("Secret key regenerated")).to_be_visible()
     assert messages and messages[0].startswith("Regenerate the secret key?")
@@ -185,13 +179,7 @@ def test_regenerate_dismissed_keeps_key(page, live_server):
     save_enabled_webhook(page)
     key_a = copy_key(page)
 
-    messages = []
-
-    def dismiss(dialog):
-        messages.append(dialog.message)
-        dialog.dismiss()
-
-    page.once("dialog", dismiss)
+    messages = answer_next_dialog(page, accept=False)
     page.get_by_role("button", name="Regenerate Key").click()
     assert messages and messages[0].startswith("Regenerate the secret key?")
     # Nothing was submitted: no flash, same URL, and both Copy and the database still give key A.

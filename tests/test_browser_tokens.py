@@ -1,5 +1,6 @@
 """Real-browser test (Playwright + Debian Chromium) of the API tokens page: create, Copy, Revoke."""
 from conftest import PASSWORD
+from helpers import answer_next_dialog
 from playwright.sync_api import expect
 
 from qlar_console.auth.models import ApiToken
@@ -41,13 +42,7 @@ def test_create_copy_and_revoke_a_token(browser, live_server):
 
         row = page.get_by_role("row").filter(has_text="ci-deploy")
         expect(row).to_contain_text(token[:13] + "…")
-        messages = []
-
-        def accept(dialog):
-            messages.append(dialog.message)
-            dialog.accept()
-
-        page.once("dialog", accept)
+        messages = answer_next_dialog(page)
         row.get_by_role("button", name="Revoke").click()
         expect(page.get_by_text("API token 'ci-deploy' of editor revoked")).to_be_visible()
         assert messages and messages[0].startswith("Revoke the API token ci-deploy of editor?")
