@@ -227,6 +227,11 @@ def test_every_call_is_audited_as_the_tokens_user(app, client):
         assert (entry.actor, entry.via) == ("editor2", "API token 'test-editor2'")
         assert entry.details == f"GET {SETTINGS} -> 200"
         assert token.last_used_at is not None
+        first_use = token.last_used_at
+    client.get(SETTINGS, headers=headers)  # within the minute: the row is not rewritten
+    with app.app_context():
+        assert db.session.scalar(db.select(ApiToken.last_used_at).filter_by(name="test-editor2")) == first_use
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEntry).filter_by(action="api.call")) == 2
 
 
 def test_unknown_paths_and_methods_are_problems(app, client):
