@@ -7,10 +7,15 @@ from helpers import api_token, assert_problem
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
 from qlar_console.deliveries.models import Event
-from qlar_console.escalations.models import SimulationJob
+from qlar_console.escalations.models import Escalation, SimulationJob
 from qlar_console.extensions import db
 
 PAIR = "/api/v1/agents/agent-123/production"
+
+
+def escalation_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(Escalation))
 
 
 def wait_for_job(client, headers, location: str, timeout: float = 30.0) -> dict:
@@ -112,6 +117,9 @@ def test_a_running_job_can_be_cancelled_once_and_frees_its_pair(app, client):
     assert next_one.status_code == 202
     assert wait_for_job(client, headers, next_one.headers["Location"])["status"] == "finished"
     time.sleep(1.2)  # the cancelled thread's next report notices, and it stops: no more flows
+    before = escalation_count(app)
+    time.sleep(2)  # at rate 1 a thread still running would have created about two more flows by now
+    assert escalation_count(app) == before
     assert client.get(slow.headers["Location"], headers=headers).json["status"] == "cancelled"
     with app.app_context():
         assert db.session.scalar(db.select(AuditEntry.details).filter_by(action="simulation.cancelled"))
