@@ -4,10 +4,15 @@ BIN := $(VENV)/bin
 
 .PHONY: run test bench lint
 
-# Bootstrap the virtualenv from the pinned requirements (again whenever they change).
+# Bootstrap the virtualenv from the pinned runtime requirements (again whenever they change).
 $(BIN)/.deps: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+# The test and dev tools on top (again whenever either requirements file changes).
+$(BIN)/.dev-deps: requirements-dev.txt $(BIN)/.deps
+	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
 ## run: migrate, seed the demo, start the console (+ dispatcher) on http://127.0.0.1:5000 and the receiver on :8443
@@ -17,12 +22,12 @@ run: $(BIN)/.deps
 	QLAR_ALLOW_PRIVATE_TARGETS=1 $(BIN)/flask qlar serve --host 127.0.0.1 --port 5000 --receiver-port 8443
 
 ## test: the whole test suite
-test: $(BIN)/.deps
+test: $(BIN)/.dev-deps
 	$(BIN)/python -m pytest
 
 ## bench: the performance figures (bench/run.py), as `name: value` lines
-bench: $(BIN)/.deps
+bench: $(BIN)/.dev-deps
 	cd bench && ../$(BIN)/python run.py
 
-lint: $(BIN)/.deps
+lint: $(BIN)/.dev-deps
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """Shared bench plumbing: a scratch app, a backlog in bulk, the bench receiver, percentiles."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -17,14 +18,16 @@ sys.path.insert(0, str(ROOT))
 from qlar_console import create_app  # noqa: E402
 from qlar_console.auth.models import User  # noqa: E402
 from qlar_console.clock import utcnow  # noqa: E402
-from qlar_console.deliveries.models import PENDING, Event  # noqa: E402
-from qlar_console.deliveries.outbox import event_body, new_event_id  # noqa: E402
+from qlar_console.engine.models import PENDING, Event  # noqa: E402
+from qlar_console.engine.outbox import new_event_id  # noqa: E402
+from qlar_console.escalations.events import event_body  # noqa: E402
 from qlar_console.escalations.models import Escalation  # noqa: E402
 from qlar_console.extensions import db  # noqa: E402
 from qlar_console.settings.service import SettingsChange, add_agent, get_settings, save_settings  # noqa: E402
 
 MASTER_KEY = Fernet.generate_key().decode()
 SCRATCH = Path(tempfile.mkdtemp(prefix="qlar-bench-"))
+FLASK = str(Path(sys.executable).parent / "flask")
 
 
 def figure(name: str, value) -> None:
@@ -36,6 +39,19 @@ def percentile(values: list[float], share: float) -> float:
     """The value at `share` (0..1) of the sorted values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024
 
 
 def make_app(name: str, url: str | None = None, **config):
@@ -66,25 +82,26 @@ def point_webhook(app, url: str) -> None:
 
 
 def backlog(app, count: int) -> None:
-    """Insert `count` pending `created` events (one escalation each) in bulk."""
+    """Insert `count` pending `created` events (one escalation each) in bulk, as Core inserts."""
     now = utcnow()
+    esc = Escalation(agent_id="agent-123", environment="production", status="Pending", urgency_level="high",
+                     topic="refund", area="payment", reason="User is angry and demands immediate refund",
+                     trigger_condition="Angry Customer Escalation", last_sequence=1)  # one template, renamed per row
+    columns = ("agent_id", "environment", "status", "urgency_level", "topic", "area", "reason", "trigger_condition",
+               "last_sequence")
+    fixed = {c: getattr(esc, c) for c in columns} | {"created_at": now, "updated_at": now}
     escalations, events = [], []
     for i in range(count):
-        esc = Escalation(id=f"esc-b{i:07d}", agent_id="agent-123", environment="production", thread_id=f"t-{i}",
-                         status="Pending", urgency_level="high", topic="refund", area="payment",
-                         reason="User is angry and demands immediate refund",
-                         trigger_condition="Angry Customer Escalation", last_sequence=1)
+        esc.id, esc.thread_id = f"esc-b{i:07d}", f"t-{i}"
         event_id = new_event_id()
-        escalations.append({c: getattr(esc, c) for c in ("id", "agent_id", "environment", "thread_id", "status",
-                            "urgency_level", "topic", "area", "reason", "trigger_condition", "last_sequence")}
-                           | {"created_at": now, "updated_at": now})
+        escalations.append(fixed | {"id": esc.id, "thread_id": esc.thread_id})
         events.append(dict(id=event_id, escalation_id=esc.id, agent_id="agent-123", environment="production",
                            event_type="created", sequence=1, body=event_body(event_id, "created", esc, 1, now),
                            created_at=now, status=PENDING, tries=0, attempt_count=0, next_attempt_at=now))
     with app.app_context():
         for start in range(0, count, 5000):
-            db.session.execute(db.insert(Escalation), escalations[start:start + 5000])
-            db.session.execute(db.insert(Event), events[start:start + 5000])
+            db.session.execute(Escalation.__table__.insert(), escalations[start:start + 5000])
+            db.session.execute(Event.__table__.insert(), events[start:start + 5000])
         db.session.commit()
 
 
@@ -107,11 +124,7 @@ class BenchReceiver:
         issued = self.ca.issue_cert("127.0.0.1")
         issued.cert_chain_pems[0].write_to_path(str(cert))
         issued.private_key_pem.write_to_path(str(key))
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.log = folder / "arrivals"
         self.url = f"https://127.0.0.1:{self.port}/webhook"
         self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"), str(self.port),
@@ -150,15 +163,31 @@ def bench_receiver(delay_ms: float = 0, processes: int = 2):
         receiver.close()
 
 
+def cli_env(instance: str, url: str, ca_bundle: str = "", **env) -> dict:
+    """The environment of a `flask ...` child on that instance folder and database; extra settings as QLAR_*."""
+    return {**os.environ, "FLASK_APP": "app.py", "QLAR_INSTANCE_PATH": str(instance), "DATABASE_URL": url,
+            "QLAR_SECRET_KEY": "bench", "QLAR_MASTER_KEY": MASTER_KEY, "QLAR_CA_BUNDLE": ca_bundle,
+            "QLAR_ALLOW_PRIVATE_TARGETS": "1", **{f"QLAR_{k}": str(v) for k, v in env.items()}}
+
+
+def app_env(app, **env) -> dict:
+    """cli_env for a bench app's instance, database and CA bundle."""
+    return cli_env(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"], app.config["CA_BUNDLE"] or "", **env)
+
+
+def run_cli(env: dict, *args: str, timeout: float = 600) -> str:
+    """Run `flask ARGS...` to completion in the checkout; returns its output (stdout and stderr), fails loudly."""
+    done = subprocess.run([FLASK, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, f"flask {' '.join(args)} exited {done.returncode}:\n{done.stdout}"
+    return done.stdout
+
+
 def worker_process(app, threads: int, log: Path, **env) -> subprocess.Popen:
     """A `flask qlar worker` on the app's database; returns once it runs."""
-    environment = {**os.environ, "FLASK_APP": "app.py", "QLAR_INSTANCE_PATH": app.instance_path,
-                   "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "QLAR_SECRET_KEY": "bench",
-                   "QLAR_MASTER_KEY": MASTER_KEY, "QLAR_CA_BUNDLE": app.config["CA_BUNDLE"] or "",
-                   "QLAR_ALLOW_PRIVATE_TARGETS": "1", **{f"QLAR_{k}": str(v) for k, v in env.items()}}
     out = open(log, "wb")  # noqa: SIM115 - the child keeps it
-    process = subprocess.Popen([str(Path(sys.executable).parent / "flask"), "qlar", "worker", "--threads",
-                                str(threads)], cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([FLASK, "qlar", "worker", "--threads", str(threads)], cwd=ROOT, env=app_env(app, **env),
+                               stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while b"Worker running" not in log.read_bytes():
         assert process.poll() is None and time.monotonic() < deadline, log.read_text()

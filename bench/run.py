@@ -1,8 +1,10 @@
 """`make bench`: the dispatcher against a bare requests loop and against itself, as same-run ratios.
 
 Prints each figure as `name: value`. Nothing here is a test; the targets live in issue 6 and the README.
+`python run.py [GROUP...]` runs only the named groups (see GROUPS), in that order; all by default.
 """
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,10 +21,11 @@ from common import (
     point_webhook,
     worker_process,
 )
+from soak import simulate_figures, soak_figures
 from sqlalchemy import create_engine, text
 
 from qlar_console.clock import utcnow
-from qlar_console.deliveries.models import Attempt, DailyOutcome, Event
+from qlar_console.engine.models import Attempt, DailyOutcome, Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
 from qlar_console.signing import signature_headers
@@ -52,9 +55,10 @@ def bare_per_s(receiver, threads: int, count: int) -> float:
     return per_thread * threads / (time.perf_counter() - started)
 
 
-def dispatch_per_s(receiver, count: int) -> float:
-    """Events/s the embedded dispatcher (SQLite) delivers from a backlog of `count`."""
-    app = make_app("dispatch", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=THREADS)
+def dispatch_per_s(receiver, threads: int, count: int) -> float:
+    """Events/s the embedded dispatcher (SQLite) delivers from a backlog of `count`, equal concurrency."""
+    app = make_app(f"dispatch-{threads}t-{count}", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=threads,
+                   ENDPOINT_CONCURRENCY=threads)
     point_webhook(app, receiver.url)
     backlog(app, count)
     dispatcher = app.extensions["qlar_dispatcher"]
@@ -65,6 +69,27 @@ def dispatch_per_s(receiver, count: int) -> float:
     elapsed = time.perf_counter() - started
     dispatcher.stop()
     return count / elapsed
+
+
+def drain_per_s(backlog_size: int, deliveries: int) -> float:
+    """Events/s of the first `deliveries` arrivals from a backlog of `backlog_size` (THREADS threads, own receiver).
+
+    Threads, not an inline drain(): that is how the engine runs (embedded or worker), and a claim that
+    slows with the backlog also holds the claim lock longer, which only shows when threads take turns.
+    """
+    with bench_receiver() as receiver:
+        app = make_app(f"drain-{backlog_size}", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=THREADS,
+                       ENDPOINT_CONCURRENCY=THREADS)
+        point_webhook(app, receiver.url)
+        backlog(app, backlog_size)
+        dispatcher = app.extensions["qlar_dispatcher"]
+        started = time.perf_counter()
+        dispatcher.start()
+        while len(receiver.arrivals()) < deliveries:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        dispatcher.stop()
+    return deliveries / elapsed
 
 
 def latency(receiver, rate: float, count: int) -> tuple[float, float]:
@@ -173,20 +198,42 @@ def worker_rss_mb(count: int) -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
-def main() -> None:
-    started = time.monotonic()
+def dispatch_figures() -> None:
+    """The bare loop, the receiver's headroom, and the dispatcher at 1, 2 and THREADS threads."""
     with bench_receiver() as receiver:
         bare = bare_per_s(receiver, THREADS, 2000)
         figure("bare_per_s", f"{bare:.0f}")
         headroom = bare_per_s(receiver, THREADS * 2, 2000)
         figure("receiver_headroom", f"{headroom / bare:.2f} (bare loop at {THREADS * 2} threads / at {THREADS}: "
                "above 1 means the receiver was not the limit)")
-        dispatch = dispatch_per_s(receiver, 2000)
-        figure("dispatch_per_s", f"{dispatch:.0f}")
-        figure("dispatch_ratio", f"{dispatch / bare:.2f}")
+        dispatch_per_s(receiver, THREADS, 200)  # warm-up, dropped: the process's first deliveries cost more
+        rates = {}
+        for threads in (1, 2, THREADS):
+            rates[threads] = dispatch_per_s(receiver, threads, 2000)
+            figure(f"dispatch_per_s_{threads}t", f"{rates[threads]:.0f}")
+    figure("dispatch_per_s", f"{rates[THREADS]:.0f}")  # the THREADS run above: same threads as the bare loop
+    figure("dispatch_ratio", f"{rates[THREADS] / bare:.2f}")
+
+
+def latency_figures() -> None:
+    """Commit-to-arrival latency at 20 events/s."""
+    with bench_receiver() as receiver:
         p50, p99 = latency(receiver, rate=20, count=200)
-        figure("latency_p50_ms", f"{p50:.1f}")
-        figure("latency_p99_ms", f"{p99:.1f}")
+    figure("latency_p50_ms", f"{p50:.1f}")
+    figure("latency_p99_ms", f"{p99:.1f}")
+
+
+def drain_figures() -> None:
+    """The first 1,000 deliveries from a 100,000 backlog against from a 1,000 backlog."""
+    drain_per_s(200, 200)  # warm-up, dropped: the process's first deliveries cost more
+    small, large = drain_per_s(1_000, 1_000), drain_per_s(100_000, 1_000)
+    figure("drain_1k_per_s", f"{small:.0f}")
+    figure("drain_100k_per_s", f"{large:.0f}")
+    figure("drain_100k_ratio", f"{large / small:.2f}")
+
+
+def page_figures() -> None:
+    """The settings page and the deliveries log, each against /healthz."""
     settings_app = make_app("pages")
     settings_ratio = page_ratio(settings_app, "/agents/agent-123/production/escalation", "/healthz", 300)
     figure("settings_page_ratio", f"{settings_ratio:.2f}")
@@ -194,10 +241,32 @@ def main() -> None:
     small_p50 = page_ratio(small, "/deliveries", "/healthz", 30)
     large_p50 = page_ratio(large, "/deliveries", "/healthz", 30)
     figure("log_page_ratio", f"{large_p50 / small_p50:.2f}")
+
+
+def pg_figures() -> None:
+    """Two workers against one on PostgreSQL."""
     figure("pg_scale_ratio", pg_scale_ratio(receiver_delay_ms=20))
+
+
+def rss_figures() -> None:
+    """A worker's peak memory."""
     figure("worker_rss_mb", f"{worker_rss_mb(10_000):.0f}")
+
+
+GROUPS = {"dispatch": dispatch_figures, "latency": latency_figures, "drain": drain_figures, "pages": page_figures,
+          "pg": pg_figures, "rss": rss_figures, "simulate": simulate_figures, "soak": soak_figures}
+
+
+def main(names: list[str]) -> None:
+    """Run the named groups (all when none are named) and say how long it took."""
+    unknown = [name for name in names if name not in GROUPS]
+    if unknown:
+        sys.exit(f"unknown group {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
+    started = time.monotonic()
+    for name in names or GROUPS:
+        GROUPS[name]()
     print(f"(bench took {time.monotonic() - started:.0f}s; scratch data in {SCRATCH})")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

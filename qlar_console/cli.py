@@ -1,9 +1,7 @@
 """`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
-import ctypes
-import functools
 import json
+import os
 import random
-import signal
 import sys
 import time
 
@@ -13,40 +11,28 @@ from flask.cli import AppGroup
 
 from .auth.cli import token_group
 from .auth.models import ROLES
-from .auth.service import UserError, create_user
+from .auth.service import create_user
 from .clock import utcnow
-from .crypto import MASKED, MasterKeyError
+from .config import ROOT
+from .crypto import MASKED
 from .deliveries import conformance
 from .deliveries import service as deliveries
-from .deliveries.models import STATUSES, Event
-from .deliveries.service import DeliveryError
 from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, DEMO_WEBHOOK_URL, seed_demo, start_reference_receiver
+from .engine.housekeeping import live_workers
+from .engine.housekeeping import purge as purge_traces
+from .engine.models import STATUSES, Event
+from .errors import one_line_errors
 from .escalations import service as lifecycle
 from .escalations import simulate
-from .escalations.service import TEMPLATES, TransitionError
+from .escalations.service import TEMPLATES
 from .extensions import db
 from .receiver.cli import receiver_command
 from .settings import service
-from .webhook_url import InvalidWebhookURL
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
 qlar.add_command(receiver_command)
 qlar.add_command(token_group)
 CLI_ACTOR = "cli"
-
-
-def one_line_errors(command):
-    """Turn a refused rule into one line on stderr and exit status 1, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapped(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (UserError, service.SettingsError, InvalidWebhookURL, MasterKeyError, TransitionError,
-                DeliveryError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapped
 
 
 @qlar.command("create-user")
@@ -227,7 +213,7 @@ def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
     """Send N synthetic escalation flows; Ctrl-C stops early. Ends with a delivery summary."""
     service.get_settings(agent_id, env)  # unknown pair: one-line error before anything starts
     dispatcher = current_app.extensions["qlar_dispatcher"]
-    own_dispatcher = not deliveries.live_workers()
+    own_dispatcher = not live_workers()
     if own_dispatcher:  # nobody else delivers: do it in this process for the run
         dispatcher.start()
     rng, done, started = random.Random(seed), [], time.monotonic()
@@ -251,30 +237,18 @@ def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
         click.echo(line)
 
 
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """glibc gives busy threads malloc arenas of their own, which inflates a worker's RSS: cap them."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 is M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
 @qlar.command("worker")
-@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Worker threads (default 2).")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Sender threads (default 2).")
 def worker(threads):
-    """Run the dispatcher standalone until interrupted (SIGINT or SIGTERM)."""
-    dispatcher = current_app.extensions["qlar_dispatcher"]
-    signal.signal(signal.SIGTERM, lambda *_: dispatcher.request_stop())
-    limit_malloc_arenas()
-    dispatcher.start(threads)
-    click.echo(f"Worker running with {threads or current_app.config['DISPATCHER_THREADS']} threads; Ctrl-C stops.")
-    try:
-        while dispatcher.running:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    dispatcher.stop()
-    click.echo("Worker stopped.")
+    """Run the dispatcher standalone until interrupted (SIGINT or SIGTERM), as a lean process.
+
+    This command becomes `python -m qlar_console.worker`, which loads only the delivery engine's needs.
+    """
+    args = [sys.executable, "-m", "qlar_console.worker", *(["--threads", str(threads)] if threads else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.setdefault("QLAR_INSTANCE_PATH", current_app.instance_path)
+    sys.stdout.flush()
+    os.execve(sys.executable, args, env)
 
 
 @qlar.command("deliveries")
@@ -304,7 +278,7 @@ def resend(event_id):
 @qlar.command("purge")
 def purge():
     """Delete delivery traces older than QLAR_TRACE_RETENTION_DAYS."""
-    click.echo(f"Purged {deliveries.purge()} old attempts and events.")
+    click.echo(f"Purged {purge_traces(current_app.config['TRACE_RETENTION_DAYS'])} old attempts and events.")
 
 
 @qlar.command("serve")

@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+LOCAL_CA_DIR = "ca"  # instance/ca/: the local CA `flask qlar demo` makes for the reference receiver
 
 
 class Defaults:
@@ -65,6 +66,16 @@ def load_config(app: Flask, overrides: dict | None) -> None:
     if uri.startswith("postgresql"):  # survive a database restart: test pooled connections before use
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     _ensure_secret_key(app)
+    app.config["TRUSTED_CAS"] = trusted_cas(app)
+
+
+def trusted_cas(app: Flask) -> list[str]:
+    """CA files the sender trusts besides the system bundle: QLAR_CA_BUNDLE, and the demo's local CA if present."""
+    extras = [app.config["CA_BUNDLE"]] if app.config.get("CA_BUNDLE") else []
+    local_ca = Path(app.instance_path) / LOCAL_CA_DIR / "ca.pem"
+    if local_ca.exists():
+        extras.append(str(local_ca))
+    return extras
 
 
 def is_development(app: Flask) -> bool:

@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask, current_app
 
 from .config import is_development, read_or_create_key_file
+from .errors import DomainError
 
 SECRET_PREFIX = "whsec_"
 SECRET_PATTERN = re.compile(r"whsec_[A-Za-z0-9+/=_-]*")
@@ -19,7 +20,7 @@ TOKEN_PATTERN = re.compile(r"qlar_tok_[A-Za-z0-9_-]+")
 MASKED = SECRET_PREFIX + "\u2022" * 24
 
 
-class MasterKeyError(Exception):
+class MasterKeyError(DomainError):
     """The master key is missing, malformed, or cannot decrypt a stored secret."""
 
 

@@ -1,10 +1,12 @@
-"""Flask extensions, created unbound and initialised by the app factory."""
+"""The database, created unbound and initialised by the app factory (and by the lean worker's).
+
+Only SQLAlchemy here: the worker imports this and the models, nothing of the web console.
+The console's other extensions live with what uses them: CSRF in security.py, login in auth/login.py,
+migrations in the factory.
+"""
 import sqlite3
 
-from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
@@ -25,9 +27,6 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
-login_manager = LoginManager()
-csrf = CSRFProtect()
 
 
 @event.listens_for(Engine, "connect")

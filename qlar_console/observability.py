@@ -11,9 +11,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import case, func, select, text
 
 from .clock import utcnow
-from .deliveries.models import PENDING, STATUSES, Attempt, Event
-from .deliveries.service import live_workers
-from .extensions import csrf, db
+from .engine.housekeeping import live_workers
+from .engine.models import PENDING, STATUSES, Attempt, Event
+from .extensions import db
+from .security import csrf
 
 bp = Blueprint("observability", __name__)
 csrf.exempt(bp)

@@ -1,14 +1,16 @@
-"""Security headers and error pages that never show a traceback or a secret."""
+"""Security headers, CSRF protection, and error pages that never show a traceback or a secret."""
 import logging
 
 from flask import Flask, abort, jsonify, render_template, request
+from flask_wtf import CSRFProtect
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from .api.problems import problem, problem_from_exception
-from .crypto import MasterKeyError
+from .errors import DomainError
+from .problems import http_status, problem_from_exception
 
 log = logging.getLogger(__name__)
+csrf = CSRFProtect()
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -38,7 +40,8 @@ def add_security_headers(response):
 
 
 def init_security(app: Flask) -> None:
-    """Add security headers to every response and register the error pages."""
+    """Check CSRF tokens, add security headers to every response and register the error pages."""
+    csrf.init_app(app)
     app.after_request(add_security_headers)
 
     @app.before_request
@@ -57,12 +60,13 @@ def init_security(app: Flask) -> None:
             "The form was sent without a valid security token (CSRF). Reload the page and try again.", 400
         )
 
-    @app.errorhandler(MasterKeyError)
-    def master_key_error(error):
-        log.error("master key problem: %s", error)
-        if _is_api():
-            return problem(500, str(error))
-        return error_response(str(error), 500)
+    @app.errorhandler(DomainError)
+    def refused(error):
+        """A refusal no page turned into a flash or a form error (the API answers its own: api_blueprint)."""
+        status = http_status(error)
+        if status >= 500:  # a master key problem: the operator must act
+            log.error("master key problem: %s", error)
+        return error_response(str(error), status)
 
     @app.errorhandler(HTTPException)
     def http_error(error):

@@ -3,6 +3,8 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .errors import DomainError
+
 MAX_URL_LENGTH = 2048
 PRIVATE_WARNING = (
     "This host is localhost or a private address: qlar cannot reach it from the internet. "
@@ -10,8 +12,11 @@ PRIVATE_WARNING = (
 )
 
 
-class InvalidWebhookURL(ValueError):
-    """The URL breaks the rule; str(error) is the message shown next to the field."""
+class InvalidWebhookURL(DomainError):
+    """The URL breaks the rule; str(error) is the message shown next to the field (`webhook_url`)."""
+
+    def __init__(self, message: str, field: str = "webhook_url"):
+        super().__init__(message, field)
 
 
 @dataclass(frozen=True)

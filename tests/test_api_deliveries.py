@@ -7,7 +7,7 @@ from helpers import api_token, assert_problem, stored_secret
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
-from qlar_console.deliveries.models import EVENT_TYPES, STATUSES, Event
+from qlar_console.engine.models import EVENT_TYPES, STATUSES, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings, signing_secrets

@@ -8,7 +8,7 @@ import pytest
 from helpers import api_token, assert_problem, login
 
 from qlar_console.audit.models import AuditEntry
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.escalations.models import Escalation, SimulationJob
 from qlar_console.escalations.service import FIELD_MAX_LENGTH, NOTES_REQUIRED
 from qlar_console.extensions import db

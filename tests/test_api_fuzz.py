@@ -10,7 +10,7 @@ from conftest import dispose, make_app
 from helpers import api_token
 from werkzeug.serving import make_server
 
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.escalations import jobs
 from qlar_console.escalations.models import SimulationJob
 from qlar_console.escalations.service import create_escalation

@@ -6,7 +6,7 @@ from helpers import api_token, assert_problem
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.escalations.models import Escalation, SimulationJob
 from qlar_console.extensions import db
 

@@ -9,7 +9,7 @@ from helpers import login
 
 from qlar_console.crypto import generate_secret, secret_box
 from qlar_console.deliveries.debugger import diagnose
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings, regenerate_secret

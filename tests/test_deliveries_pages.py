@@ -1,6 +1,7 @@
 """The Deliveries pages: the log with filters, keyset paging and the daily chart, one event, and Resend."""
 import html
 import re
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -11,9 +12,9 @@ from sqlalchemy import event as sa_event
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
-from qlar_console.deliveries.models import Attempt, Event
 from qlar_console.deliveries.queries import daily_outcomes
-from qlar_console.deliveries.service import count_outcome
+from qlar_console.engine.models import Attempt, Event
+from qlar_console.engine.record import count_outcomes
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings
@@ -45,7 +46,7 @@ def _insert(app, count, status="skipped", event_type="created", created_at=None)
                                  event_type=event_type, sequence=100 + i, body=b'{"x":1}', status=status,
                                  created_at=created_at or utcnow()))
             if status in ("succeeded", "failed"):
-                count_outcome((created_at or utcnow()).date(), status)
+                count_outcomes((created_at or utcnow()).date(), Counter({status: 1}))
         db.session.commit()
     return ids
 

@@ -11,10 +11,11 @@ from helpers import login, stored_secret
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from qlar_console.clock import utcnow
-from qlar_console.deliveries.models import Attempt, Event
+from qlar_console.engine.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.service import get_settings, regenerate_secret
+from qlar_console.worker import init_dispatcher
 
 ENV = ("agent-123", "production")
 
@@ -147,8 +148,7 @@ def test_410_gone_disables_the_webhook_with_reason(delivery_app, receiver):
 
 def test_private_target_refused_unless_allowed(delivery_app, receiver):
     delivery_app.config["ALLOW_PRIVATE_TARGETS"] = False
-    dispatcher = delivery_app.extensions["qlar_dispatcher"]
-    dispatcher.init_app(delivery_app)
+    dispatcher = init_dispatcher(delivery_app)
     with delivery_app.app_context():
         lifecycle.create_escalation(*ENV)
         dispatcher.drain(limit=1)
@@ -223,7 +223,7 @@ def test_invalid_transitions_emit_nothing(delivery_app, steps, message):
 
 
 def test_purge_removes_only_old_traces(delivery_app, receiver):
-    from qlar_console.deliveries.service import purge
+    from qlar_console.engine.housekeeping import purge
 
     with delivery_app.app_context():
         lifecycle.create_escalation(*ENV)
@@ -234,7 +234,7 @@ def test_purge_removes_only_old_traces(delivery_app, receiver):
         for attempt in old.attempts:
             attempt.started_at = old.created_at
         db.session.commit()
-        assert purge() == 2  # the old event and its attempt
+        assert purge(7) == 2  # the old event and its attempt (retention: 7 days)
         assert db.session.scalars(db.select(Event.id)).all() == [recent.id]
         assert db.session.scalar(db.select(db.func.count(Attempt.id))) == 1
 
@@ -291,8 +291,7 @@ def test_embedded_dispatcher_starts_once_on_first_request(tmp_path):
     client.get("/login")
     try:
         assert dispatcher.running
-        workers = [t for t in threading.enumerate() if t.name.startswith("qlar-dispatcher-")
-                   and t.name != "qlar-dispatcher-wake"]
+        workers = [t for t in threading.enumerate() if t.name.startswith("qlar-sender-")]
         assert len(workers) == 2
     finally:
         dispatcher.stop()
@@ -306,8 +305,8 @@ def test_embedded_dispatcher_starts_once_on_first_request(tmp_path):
 def test_transport_failures_become_attempts(delivery_app, receiver, setup, error):
     dispatcher = delivery_app.extensions["qlar_dispatcher"]
     if setup == "untrusted_ca":
-        delivery_app.config["CA_BUNDLE"] = None  # the test CA is no longer trusted
-        dispatcher.init_app(delivery_app)
+        delivery_app.config["TRUSTED_CAS"] = []  # the test CA is no longer trusted
+        dispatcher = init_dispatcher(delivery_app)
     else:
         runner = delivery_app.test_cli_runner()
         runner.invoke(args=["qlar", "webhook", "set", *ENV, "--url", "https://127.0.0.1:9/webhook"])

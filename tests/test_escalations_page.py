@@ -7,7 +7,7 @@ import pytest
 from conftest import PASSWORD, make_app
 from helpers import login
 
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.escalations.models import Escalation
 from qlar_console.extensions import db
@@ -281,7 +281,7 @@ def test_retrying_delivery_reads_pending_retrying_with_its_code(delivery_app, re
     receiver.respond = lambda received: (401, {}, 0)
     escalation_id = _create(delivery_app, env="production")
     with delivery_app.app_context():
-        assert delivery_app.extensions["qlar_dispatcher"].run_one()
+        assert delivery_app.extensions["qlar_dispatcher"].drain(limit=1) == 1
     client = delivery_app.test_client()
     login(client, "viewer")
     page = _page(client, PRODUCTION)

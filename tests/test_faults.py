@@ -12,7 +12,7 @@ from conftest import dispose, make_app, postgres_url
 from sqlalchemy import func, select
 from workers import start_worker, stop, wait_running
 
-from qlar_console.deliveries.models import PENDING, Event
+from qlar_console.engine.models import PENDING, Event
 from qlar_console.escalations import simulate
 from qlar_console.extensions import db
 from qlar_console.settings.service import SettingsChange, get_settings, save_settings
@@ -215,7 +215,7 @@ def test_ten_thousand_pending_keep_worker_memory_bounded(tmp_path, receiver, fig
     import json
 
     from qlar_console.clock import utcnow
-    from qlar_console.deliveries.outbox import new_event_id
+    from qlar_console.engine.outbox import new_event_id
     from qlar_console.escalations.models import Escalation
 
     app = pg_app()

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from qlar_console.deliveries.policy import parse_duration, parse_retry_after, parse_schedule, retry_delay
+from qlar_console.engine.retry import parse_duration, parse_retry_after, parse_schedule, retry_delay
 
 DEFAULT = parse_schedule("5s,5m,30m,2h,5h,10h,10h")
 

@@ -377,3 +377,25 @@ def test_over_real_https_with_the_local_ca(tmp_path):
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def test_the_receiver_keeps_the_connection_alive_across_posts(tmp_path):
+    paths = ensure_local_ca(tmp_path)
+    server, thread = serve_receiver_in_thread(create_receiver_app([KEY]), "127.0.0.1", 0, paths)
+    accepted = []
+    get_request = server.get_request
+    server.get_request = lambda: accepted.append(1) or get_request()  # before any client connects
+    try:
+        with requests.Session() as session:
+            for number in (1, 2):
+                body = json.dumps(event(eventId=f"evt_{number}", sequence=number)).encode()
+                headers = {"Content-Type": "application/json",
+                           **signature_headers([KEY], f"evt_{number}", number, body)}
+                response = session.post(f"https://127.0.0.1:{server.server_port}/webhook", data=body,
+                                        headers=headers, timeout=5, verify=str(paths.ca_cert))
+                assert (response.status_code, response.json()) == (200, {"status": "processed"})
+                assert response.headers["Content-Length"] and "Connection" not in response.headers
+        assert len(accepted) == 1  # one TCP connection and TLS handshake for both
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

@@ -1,7 +1,7 @@
 """`flask qlar simulate`: synthetic flows delivered to a real receiver, with a summary that adds up."""
 import re
 
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.extensions import db
 
 

@@ -5,7 +5,7 @@ import time
 
 from workers import start_worker, stop
 
-from qlar_console.deliveries.models import Event
+from qlar_console.engine.models import Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
 

@@ -6,7 +6,9 @@ HTTP to those calls and their refusals to problems.
 import functools
 import hashlib
 import inspect
+import logging
 import time
+from collections.abc import Callable
 from copy import deepcopy
 from http import HTTPStatus
 
@@ -17,8 +19,12 @@ from flask_smorest.spec import prepare_response
 
 from ..audit.service import record
 from ..auth.tokens import Forbidden, Unauthorized, authenticate_token, authorize
-from ..extensions import csrf, db
-from .problems import MEDIA_TYPE, ApiProblem, ProblemSchema, problem
+from ..errors import DomainError
+from ..extensions import db
+from ..problems import MEDIA_TYPE, ProblemSchema, http_status, problem
+from ..security import csrf
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 BEARER = {"bearer": []}
@@ -48,7 +54,7 @@ class QlarApi(Api):
     ERROR_SCHEMA = ProblemSchema
 
     def _register_error_handlers(self):
-        """Errors are answered by security.init_security, which hands /api/ paths to problems.py."""
+        """Refusals are answered by each blueprint (api_blueprint), HTTP errors by security.init_security."""
 
     def _register_responses(self):
         """Error responses are problem+json; 401 and 429 say how to recover in their headers."""
@@ -66,13 +72,33 @@ class QlarApi(Api):
         self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
 
-def api_blueprint(name: str, description: str) -> Blueprint:
-    """A blueprint of the API: under /api/v1, no CSRF (bearer tokens only), one shared rate limit per token."""
+def api_blueprint(name: str, description: str, where: Callable[[str], dict | None] = lambda field: None) -> Blueprint:
+    """A blueprint of the API: under /api/v1, no CSRF (bearer tokens only), one shared rate limit per token.
+
+    A refusal raised in it answers as a problem (problem_from_refusal); `where(field)` locates a refused
+    field in the request: {"pointer": "#/…"} in the body or {"parameter": "…"}, or None.
+    """
     bp = Blueprint(name, __name__, url_prefix=PREFIX, description=description)
     csrf.exempt(bp)
     limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api")(bp)
     bp.after_request(_audit_call)
+    bp.register_error_handler(DomainError, lambda error: problem_from_refusal(error, where))
     return bp
+
+
+def problem_from_refusal(error: DomainError, where: Callable[[str], dict | None] = lambda field: None):
+    """A rule's refusal as a problem, its status by its class (problems.http_status); a 422 points at its field."""
+    if isinstance(error, Unauthorized):
+        return problem(401, str(error), headers={"WWW-Authenticate": 'Bearer realm="qlar", error="invalid_token"'})
+    if isinstance(error, Forbidden):
+        return problem(403, str(error), slug=f"forbidden-{error.kind}")
+    status = http_status(error)
+    if status >= 500:  # a master key problem: the operator must act
+        log.error("master key problem: %s", error)
+    location = where(error.field) if status == 422 and error.field else None
+    if location:
+        return problem(422, "The request has invalid fields; see errors.", errors=[{"detail": str(error), **location}])
+    return problem(status, str(error))
 
 
 def requires(scope: str):
@@ -84,16 +110,9 @@ def requires(scope: str):
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            try:
-                token = authenticate_token(request.headers.get("Authorization"))
-            except Unauthorized as exc:
-                raise ApiProblem(401, str(exc), headers={
-                    "WWW-Authenticate": 'Bearer realm="qlar", error="invalid_token"'}) from None
+            token = authenticate_token(request.headers.get("Authorization"))
             g.api_token, g.audit_via = token, f"API token {token.name!r}"
-            try:
-                authorize(token, scope)
-            except Forbidden as exc:
-                raise ApiProblem(403, str(exc), slug=f"forbidden-{exc.kind}") from None
+            authorize(token, scope)
             return view(*args, **kwargs)
 
         wrapped._apidoc = apidoc = deepcopy(getattr(view, "_apidoc", {}))

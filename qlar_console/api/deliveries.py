@@ -3,15 +3,16 @@ from flask import request, url_for
 from marshmallow import RAISE, fields, validate
 
 from ..deliveries import conformance, queries, service
-from ..deliveries.models import EVENT_TYPES, STATUSES
-from ..settings.service import SettingsError
+from ..engine.models import EVENT_TYPES, STATUSES
+from ..problems import ApiProblem
+from ..settings.service import SettingsError, get_settings
 from . import actor, api_blueprint, requires
-from .problems import ApiProblem
 from .schemas import StrictSchema, UtcDateTime, documented
-from .settings import PAIR, get_pair
+from .settings import PAIR
 
-bp = api_blueprint("Deliveries", "The delivery log, events and their attempts, Resend, the receiver check.")
 PARAMETERS = {"status": "status", "event_type": "eventType", "before": "before"}  # the page's names -> the API's
+bp = api_blueprint("Deliveries", "The delivery log, events and their attempts, Resend, the receiver check.",
+                   where=lambda field: {"parameter": PARAMETERS[field]} if field in PARAMETERS else None)
 TRIGGERS = ("scheduled", "manual")
 LINK = {"description": 'The next (older) page: `<URL>; rel="next"`, only when there is one',
         "schema": {"type": "string"}}
@@ -129,11 +130,7 @@ def check_document(check) -> dict:
 def parse_query(query: dict, agent_id: str, env: str) -> tuple[queries.Filters, str | None]:
     """The page's filter rules applied to the API's parameters; a refusal is a 422 naming the parameter."""
     args = {"status": query.get("status"), "event_type": query.get("eventType"), "before": query.get("before")}
-    try:
-        return queries.parse_filters(args, agent_id, env)
-    except queries.InvalidFilter as exc:
-        raise ApiProblem(422, "The request has invalid fields; see errors.",
-                         errors=[{"detail": str(exc), "parameter": PARAMETERS[exc.field]}]) from None
+    return queries.parse_filters(args, agent_id, env)
 
 
 def next_url(query: dict, older_than: str) -> str:
@@ -166,7 +163,7 @@ def get_event(event_id: str):
 @bp.alt_response(404, response="NOT_FOUND")
 def list_deliveries(query: dict, agent_id: str, env: str):
     """The delivery log of this agent x environment, newest first; follow `next` (or the Link header) for older."""
-    settings = get_pair(agent_id, env)
+    settings = get_settings(agent_id, env)
     filters, before = parse_query(query, settings.agent_id, settings.environment)
     page = queries.list_events(filters, before, query["limit"])
     document = {"items": [event_summary(e) for e in page.events], "next": None}
@@ -191,11 +188,7 @@ def read_event(event_id: str):
 @bp.alt_response(404, response="NOT_FOUND")
 def resend(event_id: str):
     """Resend: queue the event again now, as a new run of tries (the same body bytes, signed with the current key)."""
-    try:
-        event = service.resend(known_id(event_id), actor())
-    except service.DeliveryError as exc:
-        raise ApiProblem(404, str(exc)) from None
-    return event_summary(event)
+    return event_summary(service.resend(known_id(event_id), actor()))
 
 
 @bp.route(f"{PAIR}/webhook/check", methods=["POST"])
@@ -206,7 +199,7 @@ def resend(event_id: str):
 @bp.alt_response(429, response="TOO_MANY_REQUESTS")
 def check_receiver(agent_id: str, env: str):
     """Check receiver: probe the saved webhook for the guide's rules (needs a saved URL; once every 10 s at most)."""
-    settings = get_pair(agent_id, env)
+    settings = get_settings(agent_id, env)
     try:
         check = conformance.check_receiver(settings, actor())
     except conformance.CheckTooSoon as exc:

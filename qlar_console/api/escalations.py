@@ -2,20 +2,21 @@
 from flask import url_for
 from marshmallow import fields
 
-from ..deliveries.models import EVENT_TYPES, STATUSES
+from ..engine.models import EVENT_TYPES, STATUSES
+from ..errors import DomainError
 from ..escalations import jobs, service
 from ..escalations.models import CLAIMED, COMPLETED, JOB_STATUSES, PENDING
 from ..extensions import db
+from ..problems import ApiProblem
 from ..settings.models import TRIGGER_CONDITIONS, URGENCY_LEVELS
-from ..settings.service import NotFound
 from . import actor, api_blueprint, requires
-from .problems import ApiProblem
 from .schemas import JsonNumber, StrictSchema, UtcDateTime, documented, integer
 
-bp = api_blueprint("Escalations", "The escalation lifecycle and synthetic traffic (simulate jobs).")
+POINTERS = {"claimedBy": "#/by", "resolutionNotes": "#/notes"}  # where a service field has another name here
+bp = api_blueprint("Escalations", "The escalation lifecycle and synthetic traffic (simulate jobs).",
+                   where=lambda field: {"pointer": POINTERS.get(field, f"#/{field}")})
 PAIR = "/agents/<agent_id>/<env>"
 LIMITS = service.FIELD_MAX_LENGTH
-POINTERS = {"claimedBy": "#/by", "resolutionNotes": "#/notes"}  # where a service field has another name here
 TEXT = r"^[^\u0000]*$"  # any text a database can hold
 NOT_BLANK = r"^[^\u0000]*\S[^\u0000]*$"
 LOCATION = {"Location": {"description": "Where to read it", "schema": {"type": "string"}}}
@@ -129,23 +130,13 @@ def job_document(job) -> dict:
             "error": error, "summary": summary}
 
 
-def invalid(message: str, field: str) -> ApiProblem:
-    """A refused field as 422, pointing at the body member."""
-    return ApiProblem(422, "The request has invalid fields; see errors.",
-                      errors=[{"detail": message, "pointer": POINTERS.get(field, f"#/{field}")}])
-
-
 def lifecycle(change) -> dict:
-    """Run a service call; its refusals as problems: 404 unknown, 422 a field, 409 the escalation's status."""
+    """Run a service call and show the escalation; a refusal (a problem: 404, 409 or 422) leaves nothing half-done."""
     try:
         escalation = change()
-    except (service.TransitionError, NotFound) as exc:
+    except DomainError:
         db.session.rollback()  # nothing half-done reaches the commit of the call's audit entry
-        if isinstance(exc, service.UnknownEscalation | NotFound):
-            raise ApiProblem(404, str(exc)) from None
-        if isinstance(exc, service.InvalidField):
-            raise invalid(str(exc), exc.field) from None
-        raise ApiProblem(409, str(exc)) from None
+        raise
     return escalation_document(escalation)
 
 
@@ -212,14 +203,7 @@ def release(escalation_id: str):
 @bp.alt_response(409, response="CONFLICT")
 def simulate(body: dict, agent_id: str, env: str):
     """Start a simulate job: synthetic flows at a rate, then a delivery summary; poll the job it returns."""
-    try:
-        job = jobs.start_job(agent_id, env, body["flows"], body["rate"], body["waitSeconds"], actor=actor())
-    except NotFound as exc:
-        raise ApiProblem(404, str(exc)) from None
-    except jobs.JobRunning as exc:
-        raise ApiProblem(409, str(exc)) from None
-    except jobs.JobError as exc:
-        raise invalid(str(exc), exc.field) from None
+    job = jobs.start_job(agent_id, env, body["flows"], body["rate"], body["waitSeconds"], actor=actor())
     return job_document(job), 202, {"Location": url_for("Escalations.read_job", job_id=job.id)}
 
 
@@ -239,10 +223,7 @@ def read_job(job_id: str):
 @bp.alt_response(409, response="CONFLICT")
 def cancel_job(job_id: str):
     """Cancel a simulate job that is still running; the flows it already ran stay."""
-    try:
-        return job_document(jobs.cancel_job(_job_or_404(job_id), actor()))
-    except jobs.JobError as exc:
-        raise ApiProblem(409, str(exc)) from None
+    return job_document(jobs.cancel_job(_job_or_404(job_id), actor()))
 
 
 def _job_or_404(job_id: str):

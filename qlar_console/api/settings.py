@@ -2,19 +2,20 @@
 from flask import request
 from marshmallow import fields
 
+from ..problems import ApiProblem
 from ..settings import service
 from ..settings.models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS
-from ..webhook_url import MAX_URL_LENGTH, InvalidWebhookURL
+from ..webhook_url import MAX_URL_LENGTH
 from . import actor, api_blueprint, requires
-from .problems import ApiProblem
 from .schemas import StrictSchema, UtcDateTime, boolean, documented, integer
 
-bp = api_blueprint("Settings", "Escalation settings and the webhook: export, import, keys.")
+POINTERS = {"trigger_conditions": "#/triggerConditions", "default_urgency": "#/defaultUrgency",
+            "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace"}
+bp = api_blueprint("Settings", "Escalation settings and the webhook: export, import, keys.",
+                   where=lambda field: {"pointer": POINTERS[field]} if field in POINTERS else None)
 PAIR = "/agents/<agent_id>/<env>"
 # What the OpenAPI document promises is accepted (a subset of the URL rule, printable ASCII only).
 URL_PATTERN = r"^[hH][tT][tT][pP][sS]://[A-Za-z0-9._~-]+(:[0-9]{1,4})?([/?#][\x21-\x7e]*)?$"
-POINTERS = {"trigger_conditions": "#/triggerConditions", "default_urgency": "#/defaultUrgency",
-            "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace"}
 
 
 class WebhookSchema(StrictSchema):
@@ -99,22 +100,6 @@ def settings_document(settings, warning: str | None = None) -> dict:
     }
 
 
-def get_pair(agent_id: str, env: str):
-    """The settings of the path's agent x environment, or 404."""
-    try:
-        return service.get_settings(agent_id, env)
-    except service.NotFound as exc:
-        raise ApiProblem(404, str(exc)) from None
-
-
-def refusal(exc: service.SettingsError) -> ApiProblem:
-    """A settings rule's refusal as 422, pointing at its field when it has one."""
-    if exc.field in POINTERS:
-        return ApiProblem(422, "The request has invalid fields; see errors.",
-                          errors=[{"detail": str(exc), "pointer": POINTERS[exc.field]}])
-    return ApiProblem(422, str(exc))
-
-
 def _with_etag(document: dict):
     return document, 200, {"ETag": f'"{document["version"]}"'}
 
@@ -141,7 +126,7 @@ def stale(settings) -> ApiProblem:
 @bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
 def read_settings(agent_id: str, env: str):
     """Read the escalation settings (webhook included, never its key)."""
-    return _with_etag(settings_document(get_pair(agent_id, env)))
+    return _with_etag(settings_document(service.get_settings(agent_id, env)))
 
 
 @bp.route(f"{PAIR}/settings", methods=["PUT"])
@@ -153,7 +138,7 @@ def read_settings(agent_id: str, env: str):
 @bp.alt_response(428, response="PRECONDITION_REQUIRED")
 def replace_settings(document: dict, agent_id: str, env: str):
     """Replace the escalation settings (the page's Save), guarded by If-Match."""
-    settings = get_pair(agent_id, env)
+    settings = service.get_settings(agent_id, env)
     expected = _expected_version(settings)
     webhook = document["webhook"]
     change = service.SettingsChange(
@@ -163,12 +148,8 @@ def replace_settings(document: dict, agent_id: str, env: str):
     )
     try:
         checked = service.save_settings(settings, change, expected_version=expected, actor=actor())
-    except InvalidWebhookURL as exc:
-        raise refusal(service.SettingsError(str(exc), "webhook_url")) from None
     except service.Conflict:
         raise stale(settings) from None
-    except service.SettingsError as exc:
-        raise refusal(exc) from None
     return _with_etag(settings_document(settings, checked.warning))
 
 
@@ -178,11 +159,8 @@ def replace_settings(document: dict, agent_id: str, env: str):
 @bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
 def regenerate(body: dict, agent_id: str, env: str):
     """Regenerate Key now; the previous key validates only during the grace period chosen."""
-    settings = get_pair(agent_id, env)
-    try:
-        service.regenerate_secret(settings, actor(), body.get("grace", "none"))
-    except service.SettingsError as exc:
-        raise refusal(exc) from None
+    settings = service.get_settings(agent_id, env)
+    service.regenerate_secret(settings, actor(), body.get("grace", "none"))
     return _with_etag(settings_document(settings))
 
 
@@ -191,5 +169,5 @@ def regenerate(body: dict, agent_id: str, env: str):
 @bp.response(200, SecretSchema, headers={"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}})
 def reveal_secret(agent_id: str, env: str):
     """Copy: the webhook key, audited, never cached."""
-    secret = service.reveal_secret(get_pair(agent_id, env), actor(), via="API")
+    secret = service.reveal_secret(service.get_settings(agent_id, env), actor(), via="API")
     return {"secret": secret}, 200, {"Cache-Control": "no-store"}

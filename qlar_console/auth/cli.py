@@ -3,8 +3,9 @@ import click
 from flask.cli import AppGroup
 
 from ..clock import utcnow
+from ..errors import one_line_errors
 from .models import SCOPES
-from .tokens import TokenError, create_token, list_tokens, revoke_token, weaker_role_warning
+from .tokens import create_token, list_tokens, revoke_token, weaker_role_warning
 
 CLI_ACTOR = "cli"
 token_group = AppGroup("token", help="API tokens for /api/v1 (shown once, stored hashed).")
@@ -33,12 +34,10 @@ def _when(moment, empty: str = "never") -> str:
               help="Repeat for each scope: --scope read --scope write.")
 @click.option("--expires-in", "expires_in", metavar="DAYS", callback=_whole_number,
               help="Days until it expires (1 to 3650; default: never).")
+@one_line_errors
 def token_create(name, username, scopes, expires_in):
     """Create an API token and print it once on stdout (everything else goes to stderr)."""
-    try:
-        token, plaintext = create_token(name, username, list(scopes), actor=CLI_ACTOR, expires_in_days=expires_in)
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from None
+    token, plaintext = create_token(name, username, list(scopes), actor=CLI_ACTOR, expires_in_days=expires_in)
     expiry = f"expires {_when(token.expires_at)} UTC" if token.expires_at else "never expires"
     click.echo(f"Created API token {token.name!r} (id {token.id}) for {token.user.username}: "
                f"{', '.join(token.scopes)}; {expiry}. It is shown only once: store it now.", err=True)
@@ -66,10 +65,8 @@ def token_list():
 
 @token_group.command("revoke")
 @click.argument("token_id", metavar="TOKEN_ID", callback=_whole_number)
+@one_line_errors
 def token_revoke(token_id):
     """Revoke an API token now (its id is in `flask qlar token list`)."""
-    try:
-        token = revoke_token(token_id, CLI_ACTOR)
-    except TokenError as exc:
-        raise click.ClickException(str(exc)) from None
+    token = revoke_token(token_id, CLI_ACTOR)
     click.echo(f"API token {token.id} ({token.name!r} of {token.user.username}) is revoked.")

@@ -2,12 +2,13 @@
 import secrets
 
 from ..audit.service import record
+from ..errors import DomainError
 from ..extensions import db
 from .models import ROLES, User
 
 
-class UserError(Exception):
-    """A user rule refused the request; str(error) is the message."""
+class UserError(DomainError):
+    """A user rule refused the request."""
 
 
 def create_user(username: str, role: str, password: str | None = None, *, actor: str = "cli") -> tuple[User, str]:

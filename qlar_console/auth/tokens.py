@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import TOKEN_PREFIX
+from ..errors import DomainError
 from ..extensions import db
 from .models import SCOPE_ROLES, SCOPES, ApiToken, User
 
@@ -13,12 +14,8 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 EXPIRY_CHOICES = {"never": None, "30d": 30, "90d": 90, "365d": 365}  # the API tokens page's choices
 
 
-class TokenError(Exception):
-    """A token rule refused the request; str(error) is the message, `field` the form field it is about."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class TokenError(DomainError):
+    """A token rule refused the request."""
 
 
 class Unauthorized(TokenError):

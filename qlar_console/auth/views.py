@@ -1,5 +1,4 @@
-"""Login, logout, the role check every other blueprint uses, and the API tokens page."""
-import functools
+"""Login, logout, and the API tokens page."""
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
@@ -7,35 +6,14 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from ..audit.service import record
 from ..clock import utcnow
-from ..extensions import db, login_manager
+from ..extensions import db
 from .forms import LoginForm, TokenForm
+from .login import require_role
 from .models import SCOPE_ROLES, User
 from .service import authenticate
 from .tokens import EXPIRY_CHOICES, TokenError, create_token, list_tokens, revoke_token, weaker_role_warning
 
 bp = Blueprint("auth", __name__)
-
-
-@login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Flask-Login's lookup of the user stored in the session."""
-    return db.session.get(User, int(user_id))
-
-
-def require_role(role: str):
-    """Decorator: the view needs a logged-in user with at least `role`, else 403."""
-
-    def decorator(view):
-        @functools.wraps(view)
-        @login_required
-        def wrapped(*args, **kwargs):
-            if not current_user.has_role(role):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 def _safe_next(target: str | None) -> str:

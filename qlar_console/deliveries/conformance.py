@@ -1,12 +1,11 @@
 """Receiver conformance check: probes that tell whether an endpoint follows the integration guide.
 
 Every probe carries `X-Qlar-Test: conformance` and the event type `qlar.conformance_check`, which no
-receiver acts on, and goes through the dispatcher's Sender (SSRF guard, TLS verification, timeouts).
+receiver acts on, and goes through the engine's request builder and Sender (SSRF guard, TLS verification, timeouts).
 """
 import json
 import math
 import secrets
-import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -15,13 +14,13 @@ from flask import current_app
 from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import generate_secret, secret_box
+from ..engine.outbox import freeze
+from ..engine.request import build_request
+from ..engine.send import Outcome, Sender
 from ..extensions import db
 from ..settings.models import EscalationSettings
 from ..settings.service import SettingsError, signing_secrets
-from ..signing import signature_headers
 from .models import ReceiverCheck
-from .outbox import freeze
-from .sender import Outcome, Sender
 
 CHECK_EVENT = "qlar.conformance_check"
 MIN_INTERVAL = timedelta(seconds=10)
@@ -80,9 +79,7 @@ class _Prober:
 
     def send(self, body: bytes, event_id: str, keys: list[str] | None, method: str = "POST",
              signed_body: bytes | None = None) -> Outcome:
-        headers = {"Content-Type": "application/json", "X-Qlar-Test": "conformance", "X-Qlar-Event": CHECK_EVENT}
-        if keys:
-            headers.update(signature_headers(keys, event_id, int(time.time()), signed_body or body))
+        headers = build_request(event_id, CHECK_EVENT, body, keys or [], test="conformance", signed_body=signed_body)
         return self.sender.post(self.url, body, headers, method=method)
 
     def new_probe(self, extra: bool = False) -> tuple[str, bytes]:

@@ -1,97 +1,11 @@
-"""The outbox: one event per transition with its delivery state, and one attempt per HTTP try."""
-from datetime import date, datetime
+"""The delivery feature's own table: receiver conformance checks (the engine's tables are in engine/models.py)."""
+from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
-from ..escalations.models import Escalation
 from ..extensions import db
-
-PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
-SKIPPED, CANCELLED = "skipped", "cancelled"  # webhook off when written / switched off before sending
-STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED, CANCELLED)
-EVENT_TYPES = ("created", "claimed", "completed", "released")
-
-
-class Event(db.Model):
-    """A lifecycle event whose body is frozen as bytes when written, and the state of delivering it."""
-
-    __tablename__ = "events"
-    __table_args__ = (
-        Index("ix_events_due", "status", "next_attempt_at"),
-        Index("ix_events_escalation_sequence", "escalation_id", "sequence"),
-    )
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_..., sortable by creation time
-    escalation_id: Mapped[str] = mapped_column(ForeignKey("escalations.id"))
-    escalation: Mapped["Escalation"] = relationship()  # also orders the INSERTs: escalation first
-    agent_id: Mapped[str] = mapped_column(String(64))
-    environment: Mapped[str] = mapped_column(String(64))
-    event_type: Mapped[str] = mapped_column(String(32))
-    sequence: Mapped[int]
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-    status: Mapped[str] = mapped_column(String(16), default=PENDING)
-    tries: Mapped[int] = mapped_column(default=0)  # tries in the current run (a Resend starts a new run)
-    attempt_count: Mapped[int] = mapped_column(default=0)  # all tries ever, numbers the attempts
-    next_attempt_at: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(80))
-    lease_until: Mapped[datetime | None]
-    manual_by: Mapped[str | None] = mapped_column(String(80))  # who asked for a Resend not yet tried
-    last_status_code: Mapped[int | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    delivered_at: Mapped[datetime | None]
-
-    attempts: Mapped[list["Attempt"]] = relationship(
-        back_populates="event", order_by="Attempt.number", cascade="all, delete-orphan"
-    )
-
-
-class Attempt(db.Model):
-    """One HTTP try: exactly what was sent and what came back."""
-
-    __tablename__ = "attempts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    event: Mapped[Event] = relationship(back_populates="attempts")
-    number: Mapped[int]
-    trigger: Mapped[str] = mapped_column(String(16))  # scheduled | manual
-    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    duration_ms: Mapped[float | None]
-    url: Mapped[str] = mapped_column(String(2048))
-    request_headers: Mapped[dict] = mapped_column(JSON, default=dict)
-    response_status: Mapped[int | None]
-    response_headers: Mapped[dict | None] = mapped_column(JSON)
-    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)  # the first 16 KiB
-    error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime | None]
-
-
-class WorkerHeartbeat(db.Model):
-    """A dispatcher process's last sign of life, for the queue-health panel."""
-
-    __tablename__ = "worker_heartbeats"
-
-    id: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid
-    threads: Mapped[int]
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class DailyOutcome(db.Model):
-    """How many events finished (succeeded or finally failed) on a UTC day: the Deliveries chart.
-
-    Kept as counters, so drawing the chart reads a few rows however large the log grows.
-    """
-
-    __tablename__ = "daily_outcomes"
-
-    day: Mapped[date] = mapped_column(primary_key=True)
-    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
-    count: Mapped[int] = mapped_column(default=0)
 
 
 class ReceiverCheck(db.Model):

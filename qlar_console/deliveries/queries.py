@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from ..clock import utcnow
+from ..engine.housekeeping import live_workers
+from ..engine.models import EVENT_TYPES, FAILED, PENDING, STATUSES, SUCCEEDED, DailyOutcome, Event
+from ..errors import DomainError
 from ..extensions import db
-from .models import EVENT_TYPES, FAILED, PENDING, STATUSES, SUCCEEDED, DailyOutcome, Event
-from .service import live_workers
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,8 @@ CHART_DAYS = 14
 EVENT_ID = re.compile(r"evt_[0-9a-f]{1,36}")
 
 
-class InvalidFilter(ValueError):
-    """A filter in the query string is not one the log knows; str(error) is the message, `field` its argument."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
+class InvalidFilter(DomainError):
+    """A filter in the query string is not one the log knows; `field` is its argument."""
 
 
 @dataclass(frozen=True)

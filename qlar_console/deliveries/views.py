@@ -2,11 +2,11 @@
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..auth.views import require_role
+from ..auth.login import require_role
+from ..engine.models import EVENT_TYPES, STATUSES
 from ..settings.service import debugger_keys, get_settings
 from . import queries, service
 from .debugger import diagnose
-from .models import EVENT_TYPES, STATUSES
 
 bp = Blueprint("deliveries", __name__)
 

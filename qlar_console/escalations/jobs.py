@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record
 from ..clock import utcnow
+from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..settings.service import SettingsError, get_settings
 from . import simulate
@@ -35,15 +36,11 @@ BEAT_EVERY = 5.0  # seconds between signs of life while a slow rate or the deliv
 ABANDONED = "abandoned"
 
 
-class JobError(Exception):
+class JobError(DomainError):
     """A simulate rule refused the request; `field` is the parameter it is about (flows, rate, waitSeconds)."""
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
-
-class JobRunning(JobError):
+class JobRunning(JobError, Conflict):
     """The agent x environment already has an unfinished job: `job` (None when it just finished)."""
 
     def __init__(self, job: SimulationJob | None, agent_id: str, environment: str):
@@ -54,6 +51,10 @@ class JobRunning(JobError):
             super().__init__(f"Simulate job {job.id} of {agent_id} · {environment} is still running (started by "
                              f"{job.created_by} at {job.started_at:%Y-%m-%d %H:%M:%S} UTC, {job.flows_done} of "
                              f"{job.flows} flows done): wait until it finishes, then start another.")
+
+
+class JobEnded(JobError, Conflict):
+    """The job already ended: there is nothing to cancel."""
 
 
 class _Retired(Exception):
@@ -114,7 +115,7 @@ def unfinished_job(agent_id: str, environment: str) -> SimulationJob | None:
 def cancel_job(job: SimulationJob, actor: str) -> SimulationJob:
     """Stop an unfinished job: its thread stops at its next report; flows already run stay as they are."""
     if job.finished_at is not None:
-        raise JobError(f"Simulate job {job.id} already ended ({job.status}).")
+        raise JobEnded(f"Simulate job {job.id} already ended ({job.status}).")
     job.status, job.error, job.finished_at = CANCELLED, f"cancelled by {actor}", utcnow()
     record(actor, "simulation.cancelled", f"{job.id} after {job.flows_done} of {job.flows} flows",
            agent_id=job.agent_id, environment=job.environment)

@@ -2,9 +2,10 @@
 from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from ..clock import utcnow
+from ..engine.models import Event
 from ..extensions import db
 
 PENDING, CLAIMED, COMPLETED = "Pending", "Claimed", "Completed"
@@ -33,6 +34,8 @@ class Escalation(db.Model):
     last_sequence: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Never loaded; it tells the unit of work to INSERT an escalation before the events that refer to it.
+    events: WriteOnlyMapped[Event] = relationship()
 
     def as_payload(self) -> dict:
         """The `escalation` object of an event body (step 8's shape, plus claim and resolution)."""

@@ -9,12 +9,13 @@ from collections import defaultdict
 
 from sqlalchemy.orm import defer
 
-from ..deliveries.models import Event
-from ..deliveries.outbox import record_event
-from ..deliveries.service import notify_dispatcher
+from ..engine.models import Event
+from ..engine.outbox import notify_dispatcher
+from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
 from ..settings.models import URGENCY_LEVELS
 from ..settings.service import get_settings
+from .events import record_event
 from .models import CLAIMED, COMPLETED, PENDING, Escalation
 
 log = logging.getLogger(__name__)
@@ -47,20 +48,20 @@ FIELD_MAX_LENGTH = {  # payload name -> most characters: the one home of these l
 NOTES_REQUIRED = "Resolution notes are required to complete an escalation."
 
 
-class TransitionError(Exception):
-    """A lifecycle rule refused the request; str(error) is the message."""
+class TransitionError(DomainError):
+    """A lifecycle rule refused the request."""
 
 
-class UnknownEscalation(TransitionError):
+class UnknownEscalation(TransitionError, NotFound):
     """There is no escalation with that id."""
+
+
+class WrongStatus(TransitionError, Conflict):
+    """The escalation's status does not allow the transition."""
 
 
 class InvalidField(TransitionError):
     """A field's value was refused; `field` is its payload name (topic, claimedBy, resolutionNotes, ...)."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
 
 
 def check_text(field: str, value: str) -> str:
@@ -157,7 +158,7 @@ def events_by_escalation(escalation_ids: list[str]) -> dict[str, list[Event]]:
 def _transition(escalation_id: str, source: str, target: str, verb: str) -> Escalation:
     escalation = get_escalation(escalation_id)
     if escalation.status != source:
-        raise TransitionError(
+        raise WrongStatus(
             f"Cannot {verb} escalation {escalation_id}: it is {escalation.status}, and only a {source} "
             f"escalation can be {verb}{'d' if verb.endswith('e') else 'ed'}."
         )

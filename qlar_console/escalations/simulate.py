@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..deliveries.models import FAILED, PENDING, SUCCEEDED, Event
+from ..engine.models import FAILED, PENDING, SUCCEEDED, Event
 from ..extensions import db
 from . import service
 

@@ -4,7 +4,7 @@ import logging
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..auth.views import require_role
+from ..auth.login import require_role
 from ..extensions import db
 from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
 from ..settings.service import SettingsError, all_settings

@@ -6,7 +6,8 @@ import threading
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wsgi import LimitedStream
 
 from ..config import ROOT
 from ..crypto import install_log_redaction
@@ -98,15 +99,68 @@ def init_errors(app: Flask) -> None:
         return jsonify(error="internal error in the receiver"), 500
 
 
+class _RequestBody(LimitedStream):
+    """One request's body on a persistent connection: reads stop at its end, never into the next request."""
+
+    def read(self, size: int = -1) -> bytes:
+        if self.is_exhausted:  # werkzeug's drain after the response: the next request is not for it
+            return b""
+        return super().read(size if size < 0 else min(size, self.limit - self._pos))
+
+
+class KeepAliveRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler with HTTP/1.1 persistent connections, so a sender pays one TLS handshake per connection.
+
+    werkzeug closes every connection because it cannot tell where a request body ends (after the response it
+    discards whatever the client sent). Here, an HTTP/1.1 request framed by Content-Length (or without a body)
+    reads through a stream that ends with its body, so the connection stays open; responses carry
+    Content-Length (or are chunked). Chunked requests, HTTP/1.0 and bodies left unread still close it.
+    """
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else the body, written after the headers, waits for the client's delayed ACK
+    _keep_alive = False
+
+    def run_wsgi(self) -> None:
+        length = self._body_length()
+        if length is None:
+            return super().run_wsgi()  # werkzeug's default: "Connection: close"
+        socket_file, self.rfile = self.rfile, _RequestBody(self.rfile, length)  # wsgi.input and the drain
+        self._keep_alive = True
+        try:
+            super().run_wsgi()
+        finally:
+            if not self.rfile.is_exhausted:  # where the next request starts is unknown
+                self.close_connection = True
+            self.rfile, self._keep_alive = socket_file, False
+
+    def _body_length(self) -> int | None:
+        """The request body's length when the connection may outlive this request, else None."""
+        if self.request_version != "HTTP/1.1" or "Transfer-Encoding" in self.headers:
+            return None
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        if len(lengths) != 1 or not (lengths[0].isascii() and lengths[0].isdigit()):
+            return None
+        return int(lengths[0])
+
+    def send_header(self, keyword: str, value: str) -> None:
+        # werkzeug sends "Connection: close" with every response: left out unless the client asked to close
+        closing = f"{keyword}: {value}".lower() == "connection: close"
+        if not (closing and self._keep_alive and not self.close_connection):
+            super().send_header(keyword, value)
+
+
 def make_receiver_server(app: Flask, host: str, port: int, cert_paths: CertPaths) -> BaseWSGIServer:
-    """A threaded HTTPS server for the receiver (port 0 picks a free one: see server.server_port).
+    """A threaded HTTPS server for the receiver, with persistent connections (port 0 picks a free one: see
+    server.server_port).
 
     Raises OSError when the address cannot be bound (werkzeug alone would print and exit the process).
     """
     context = ssl_context(cert_paths)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.create_server((host, port), family=family, backlog=128) as listener:
-        server = make_server(host, port, app, threaded=True, ssl_context=context, fd=listener.fileno())
+        server = make_server(host, port, app, threaded=True, request_handler=KeepAliveRequestHandler,
+                             ssl_context=context, fd=listener.fileno())
     server.server_port = server.port  # HTTPServer sets it only when it binds the socket itself
     return server
 

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..config import LOCAL_CA_DIR
+
 try:
     import fcntl
 except ImportError:  # not POSIX: no cross-process lock
@@ -43,7 +45,7 @@ class CertPaths:
 
 def cert_paths(instance_path: str | os.PathLike) -> CertPaths:
     """The file locations under instance/ca/."""
-    directory = Path(instance_path) / "ca"
+    directory = Path(instance_path) / LOCAL_CA_DIR
     return CertPaths(directory, directory / "ca.pem", directory / "ca.key",
                      directory / "receiver.pem", directory / "receiver.key")
 

@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..errors import one_line_errors
 from .app import create_receiver_app, make_receiver_server, receiver_state
 from .certs import ensure_local_ca
 from .store import DEFAULT_RETENTION_SECONDS, InvalidReceiverKey, check_key
@@ -43,12 +44,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--retention", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_RETENTION_SECONDS,
               show_default=True, help="Seconds request traces are kept.")
 @with_appcontext
+@one_line_errors
 def receiver_command(host, port, secret_file, retention):
     """Run the reference receiver over HTTPS (certificate from instance/ca/) until interrupted."""
-    try:
-        keys = [read_key_file(secret_file)] if secret_file else []
-    except InvalidReceiverKey as exc:
-        raise click.ClickException(str(exc)) from None
+    keys = [read_key_file(secret_file)] if secret_file else []
     paths = ensure_local_ca(current_app.instance_path)
     app = create_receiver_app(keys, retention)
     try:

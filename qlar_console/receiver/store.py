@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from ..crypto import SECRET_PREFIX
+from ..errors import DomainError
 
 DEFAULT_RETENTION_SECONDS = 3600.0
 DEFAULT_TRACE_CAPACITY = 1000
 SEEN_EVENT_CAPACITY = 100_000  # idempotency outlives the traces, but memory stays bounded
 
 
-class InvalidReceiverKey(ValueError):
+class InvalidReceiverKey(DomainError):
     """A key that is not whsec_ followed by base64, as the console's Secret Key field shows it."""
 
 

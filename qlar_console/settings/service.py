@@ -7,6 +7,7 @@ from cryptography.fernet import Fernet
 from flask import current_app
 from sqlalchemy import update
 
+from .. import errors
 from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_box, write_master_key_file
@@ -19,19 +20,15 @@ log = logging.getLogger(__name__)
 GRACE_PERIODS = {"none": None, "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
 
-class SettingsError(Exception):
-    """A rule refused the change; str(error) is the message for the user, `field` the field it is about."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class SettingsError(errors.DomainError):
+    """A settings rule refused the change."""
 
 
-class NotFound(SettingsError):
+class NotFound(SettingsError, errors.NotFound):
     """No such agent or environment."""
 
 
-class Conflict(SettingsError):
+class Conflict(SettingsError, errors.Conflict):
     """Someone saved a newer version since the form was loaded."""
 
     def __init__(self, saved_by: str | None, saved_at: datetime | None):

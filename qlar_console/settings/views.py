@@ -2,7 +2,7 @@
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..auth.views import require_role
+from ..auth.login import require_role
 from ..clock import utcnow
 from ..crypto import MASKED
 from ..deliveries import conformance
@@ -79,13 +79,10 @@ def escalation(agent_id: str, env: str):
     )
     try:
         service.save_settings(settings, change, expected_version=expected, actor=current_user.username)
-    except InvalidWebhookURL as exc:
-        form.webhook_url.errors = [str(exc)]
-        return _render(settings, form, version=expected, status=422)
     except service.Conflict as exc:
         flash(str(exc), "error")
         return _render(settings, form, status=409)  # now carries the newest version: Save again overwrites
-    except service.SettingsError as exc:
+    except (InvalidWebhookURL, service.SettingsError) as exc:
         if exc.field in form:
             form[exc.field].errors = [str(exc)]
         else:

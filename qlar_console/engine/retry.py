@@ -1,8 +1,10 @@
-"""Retry policy: the schedule, jitter, Retry-After and slow-down rules of DESIGN.md."""
+"""The retry decision: the schedule, jitter, Retry-After and slow-down rules of DESIGN.md, as pure functions."""
 import random
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+
+from .models import FAILED, PENDING, SUCCEEDED
 
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -59,3 +61,19 @@ def retry_delay(
     if timed_out or status in SLOWDOWN_STATUSES:
         delay = max(delay, slowdown)
     return delay
+
+
+def decide(outcome, tries: int, schedule: list[float], slowdown: float, now: datetime) -> tuple[str, datetime | None]:
+    """After the `tries`-th try of a run: (succeeded | failed | pending, when to try next).
+
+    2xx is delivered; 410 Gone stops at once; anything else retries on the schedule until it runs out.
+    """
+    if outcome.ok:
+        return SUCCEEDED, None
+    if outcome.status == 410:
+        return FAILED, None
+    delay = retry_delay(tries, schedule, status=outcome.status, timed_out=outcome.timed_out, slowdown=slowdown,
+                        retry_after=parse_retry_after(outcome.headers.get("Retry-After"), now))
+    if delay is None:
+        return FAILED, None
+    return PENDING, now + timedelta(seconds=delay)

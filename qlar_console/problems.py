@@ -1,9 +1,15 @@
-"""Errors of the API as RFC 9457 problem details (application/problem+json), with stable types."""
+"""Errors of the API as RFC 9457 problem details (application/problem+json), with stable types.
+
+Below both the API and security.py (which answers routing errors on /api/ paths), so neither imports the other.
+"""
 from http import HTTPStatus
 
 import marshmallow as ma
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from .crypto import MasterKeyError
+from .errors import Conflict, DomainError, NotFound
 
 PROBLEM_TYPE = "urn:qlar:problem:{}"
 MEDIA_TYPE = "application/problem+json"
@@ -22,6 +28,7 @@ SLUGS = {  # status -> the problem type's stable name
     429: "rate-limited",
     500: "internal-error",
 }
+REFUSAL_STATUS = ((NotFound, 404), (Conflict, 409), (MasterKeyError, 500))  # a refusal's class -> its HTTP status
 
 
 class ApiProblem(HTTPException):
@@ -70,6 +77,11 @@ def field_errors(messages: dict) -> list[dict]:
     for location, fields in messages.items():
         walk(fields, location, [])
     return errors
+
+
+def http_status(error: DomainError) -> int:
+    """The HTTP status a refusal means, by its class; any other refusal is 422 (a rule refused what was sent)."""
+    return next((status for cls, status in REFUSAL_STATUS if isinstance(error, cls)), 422)
 
 
 def problem(status: int, detail: str, *, slug: str | None = None, errors: list[dict] | None = None,

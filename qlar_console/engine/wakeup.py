@@ -1,8 +1,11 @@
-"""Waking dispatchers the moment there is new work, so the happy path never waits for a poll.
+"""Waking workers the moment there is new work, so the happy path never waits for a poll.
 
 SQLite (one machine): a datagram on an abstract Unix socket named after the database.
-PostgreSQL (any number of machines): LISTEN/NOTIFY on one channel.
-Either way a worker still polls now and then, so a lost wake-up only costs a little latency.
+PostgreSQL (any number of machines): LISTEN/NOTIFY on one channel; the NOTIFY is sent in the
+transaction that writes the work (outbox._announce), so it costs no extra connection.
+Wake-ups are fire-and-forget: a producer never waits for a slow, stopped or absent worker (the
+datagram is sent non-blocking and dropped when the worker's queue is full), and every worker
+still polls now and then, so a lost wake-up only costs a little latency.
 """
 import hashlib
 import logging
@@ -10,11 +13,7 @@ import socket
 import threading
 from collections.abc import Callable
 
-import psycopg
-from flask import Flask
-from sqlalchemy import make_url, text
-
-from .extensions import db
+from sqlalchemy import make_url
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +23,18 @@ CHANNEL = "qlar_events"
 class SocketWakeup:
     """Wake-ups between processes on one machine sharing a SQLite file."""
 
-    def __init__(self, app: Flask):
-        digest = hashlib.sha256(app.config["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:24]
+    def __init__(self, database_uri: str):
+        digest = hashlib.sha256(database_uri.encode()).hexdigest()[:24]
         self.address = "\0qlar-dispatch-" + digest
 
     def notify(self) -> None:
-        """Tell the listening dispatcher, if any, that there is new work."""
+        """Tell the listening worker, if any, that there is new work; never blocks."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)
             try:
                 sock.sendto(b"1", self.address)
             except OSError:
-                pass  # nobody listening: the workers' poll picks the work up
+                pass  # nobody listening, or its queue is full (stopped, slow): the poll picks the work up
 
     def listen(self, on_wake: Callable[[], None], stop: threading.Event) -> None:
         """Call on_wake for every notification until stop is set (one listener per machine and database)."""
@@ -42,7 +42,7 @@ class SocketWakeup:
             try:
                 sock.bind(self.address)
             except OSError:
-                log.info("another dispatcher already listens for wake-ups on this database; polling instead")
+                log.info("another worker already listens for wake-ups on this database; polling instead")
                 return
             sock.settimeout(0.5)
             while not stop.is_set():
@@ -56,22 +56,17 @@ class SocketWakeup:
 class PostgresWakeup:
     """Wake-ups through PostgreSQL LISTEN/NOTIFY, across machines."""
 
-    def __init__(self, app: Flask):
-        self.app = app
-        url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    def __init__(self, database_uri: str):
+        url = make_url(database_uri).set(drivername="postgresql")
         self.dsn = url.render_as_string(hide_password=False)
 
     def notify(self) -> None:
-        """NOTIFY every listening dispatcher (through the app's connection pool)."""
-        try:
-            with self.app.app_context(), db.engine.connect() as connection:
-                connection.execute(text(f"NOTIFY {CHANNEL}"))
-                connection.commit()
-        except Exception:  # a wake-up is an optimisation: the poll still finds the work
-            log.warning("could not NOTIFY the dispatchers", exc_info=True)
+        """Nothing to do: the NOTIFY was sent in the transaction that wrote the work."""
 
     def listen(self, on_wake: Callable[[], None], stop: threading.Event) -> None:
         """LISTEN until stop is set, reconnecting with backoff when the database goes away."""
+        import psycopg  # here, not at the top: a SQLite worker never loads the PostgreSQL driver (~10 MB)
+
         backoff = 0.5
         while not stop.is_set():
             try:
@@ -88,8 +83,8 @@ class PostgresWakeup:
                 backoff = min(backoff * 2, 10.0)
 
 
-def wakeup_for(app: Flask) -> SocketWakeup | PostgresWakeup:
-    """The wake-up channel that suits the app's database."""
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        return PostgresWakeup(app)
-    return SocketWakeup(app)
+def wakeup_for(database_uri: str) -> SocketWakeup | PostgresWakeup:
+    """The wake-up channel that suits the database."""
+    if database_uri.startswith("postgresql"):
+        return PostgresWakeup(database_uri)
+    return SocketWakeup(database_uri)

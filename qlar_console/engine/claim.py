@@ -1,0 +1,135 @@
+"""Claiming: leasing a batch of due events to a worker, with what their tries need.
+
+Two statements a batch, both built once: a SELECT of due candidates (index ix_events_due, in
+next_attempt_at order; the per-escalation order check uses ix_events_escalation_sequence), then a
+conditional UPDATE … RETURNING that takes the lease. On PostgreSQL the SELECT locks its rows with
+FOR UPDATE SKIP LOCKED so competing workers never wait on each other; on SQLite the UPDATE's
+condition is the arbiter. The webhook settings are read once per endpoint of the batch, inside the
+claim's transaction (each try uses the settings saved at that moment), and the transaction ends
+before any network call.
+"""
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, exists, func, or_, select, tuple_, update
+
+from ..clock import utcnow
+from ..extensions import db
+from .models import PENDING, Event
+
+
+@dataclass
+class Endpoint:
+    """A webhook as one try needs it: switched on, its checked URL and its signing keys (current first).
+
+    `problem` says why it cannot be sent to (a URL that fails the rule, a master key that cannot
+    decrypt the key); the try is then recorded as failed with that message.
+    """
+
+    enabled: bool
+    url: str = ""
+    keys: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+
+Resolve = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Endpoint]]
+
+
+@dataclass
+class Work:
+    """A leased event and what its try needs."""
+
+    event_id: str
+    escalation_id: str
+    sequence: int
+    pair: tuple[str, str]  # (agent, environment): one webhook
+    event_type: str
+    body: bytes
+    tries: int  # tries in this run so far
+    attempt_count: int  # tries ever, numbering attempts
+    trigger: str  # scheduled | manual
+    target: Endpoint
+
+
+E = Event.__table__  # Core statements: no ORM bookkeeping on the hot path
+_earlier = E.alias("earlier")
+_UNBLOCKED = ~exists().where(  # per-escalation order: no earlier event of the escalation is still pending
+    _earlier.c.escalation_id == E.c.escalation_id, _earlier.c.sequence < E.c.sequence, _earlier.c.status == PENDING)
+_FREE = or_(E.c.lease_until.is_(None), E.c.lease_until < bindparam("now"))
+_CANDIDATES = (
+    select(E.c.id, E.c.agent_id, E.c.environment)
+    .where(E.c.status == PENDING, E.c.next_attempt_at <= bindparam("now"), _FREE, _UNBLOCKED)
+    .order_by(E.c.next_attempt_at).limit(bindparam("limit"))
+)
+_CANDIDATES_EXCEPT = _CANDIDATES.where(
+    tuple_(E.c.agent_id, E.c.environment).not_in(bindparam("busy", expanding=True)))
+_LEASE = (
+    update(E)
+    .where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.status == PENDING, _FREE)
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+    .returning(E.c.id, E.c.escalation_id, E.c.sequence, E.c.agent_id, E.c.environment, E.c.event_type,
+               E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by)
+)
+_NEXT_DUE = select(func.min(E.c.next_attempt_at)).where(E.c.status == PENDING,
+                                                          E.c.next_attempt_at > bindparam("now"))
+
+
+def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_endpoint: int | None = None,
+          in_flight: Mapping[tuple[str, str], int] | None = None) -> list[Work]:
+    """Lease up to `limit` due events to `owner`, oldest due first; [] when nothing is due.
+
+    With `per_endpoint`, no endpoint gets more than that many events in flight in this worker
+    (counting `in_flight`); endpoints already full are left out of the query, so they cannot crowd
+    out the others.
+    """
+    now, session, in_flight = utcnow(), db.session, in_flight or {}
+    busy = [pair for pair, count in in_flight.items() if per_endpoint is not None and count >= per_endpoint]
+    query = _CANDIDATES_EXCEPT if busy else _CANDIDATES
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=E)
+    ids, taken = [], Counter()
+    for event_id, agent_id, environment in session.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
+        pair = (agent_id, environment)
+        if per_endpoint is not None and in_flight.get(pair, 0) + taken[pair] >= per_endpoint:
+            continue
+        taken[pair] += 1
+        ids.append(event_id)
+        if len(ids) == limit:
+            break
+    if not ids:
+        session.commit()
+        return []
+    rows = session.execute(_LEASE, {"ids": ids, "now": now, "owner": owner, "until": now + lease}).all()
+    endpoints = resolve({(row.agent_id, row.environment) for row in rows}) if rows else {}
+    session.commit()  # hold no transaction (and no SQLite lock) during the network calls
+    order = {event_id: i for i, event_id in enumerate(ids)}
+    rows.sort(key=lambda row: order[row.id])  # RETURNING order is not guaranteed: keep the due order
+    return [Work(row.id, row.escalation_id, row.sequence, (row.agent_id, row.environment), row.event_type, row.body,
+                 row.tries, row.attempt_count, "manual" if row.manual_by else "scheduled",
+                 endpoints[(row.agent_id, row.environment)])
+            for row in rows]
+
+
+def seconds_until_next_due(ceiling: float, now: datetime | None = None) -> float:
+    """How long an idle worker may sleep: until the next scheduled try, at most `ceiling`.
+
+    One index seek (ix_events_due: status, next_attempt_at). Expired leases and successors freed by
+    another process are found by the next poll; this process wakes itself for its own.
+    """
+    now = now or utcnow()
+    soonest = db.session.scalar(_NEXT_DUE, {"now": now})
+    db.session.commit()
+    if soonest is None:
+        return ceiling
+    return min(ceiling, max(0.01, (soonest - now).total_seconds()))
+
+
+def unused(events: list[str], owner: str) -> None:
+    """Give back leases this worker took but will not use (it is stopping)."""
+    if events:
+        db.session.execute(update(E).where(E.c.id.in_(events), E.c.lease_owner == owner)
+                           .values(lease_owner=None, lease_until=None))
+        db.session.commit()
+

@@ -1,0 +1,124 @@
+"""Recording: the tries of a batch, their retry decisions and the day's counters, in one transaction.
+
+Every statement is built once at import and run with executemany-style parameter lists. A try
+whose lease another worker took over (ours expired) is kept as history only: the other worker's
+run decides the event.
+"""
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..clock import utcnow
+from ..extensions import db
+from .claim import Work
+from .models import CANCELLED, PENDING, Attempt, DailyOutcome, Event
+from .retry import decide
+from .send import Outcome
+
+log = logging.getLogger(__name__)
+
+E = Event.__table__  # Core statements: no ORM bookkeeping on the hot path
+SWITCHED_OFF = "Not sent: the webhook was switched off before this try."
+Gone = Callable[[tuple[str, str], str, datetime], None]  # (pair, event id, when): a 410 switched the webhook off
+
+
+@dataclass
+class Try:
+    """One finished try (or a cancellation when `outcome` is None), waiting to be recorded."""
+
+    work: Work
+    outcome: Outcome | None
+    headers: dict = field(default_factory=dict)
+
+
+_OURS = (update(E).where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.lease_owner == bindparam("owner"))
+         .values(lease_owner=E.c.lease_owner).returning(E.c.id))  # takes the write lock, says which are ours
+_DECIDE = (update(E).where(E.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), tries=bindparam("b_tries"), attempt_count=bindparam("b_count"),
+    next_attempt_at=bindparam("b_next"), delivered_at=bindparam("b_delivered"), manual_by=None, lease_owner=None,
+    lease_until=None, last_status_code=bindparam("b_code"), last_error=bindparam("b_error")))
+_HISTORY_ONLY = (update(E).where(E.c.id == bindparam("b_id")).values(attempt_count=E.c.attempt_count + 1)
+                 .returning(E.c.attempt_count))
+_ATTEMPT = insert(Attempt.__table__)
+# Per-escalation order without scanning: successors of a retried event wait until its next try,
+# and are due again at once when it finishes early (a Resend, or a try before its schedule).
+# (index ix_events_escalation_sequence)
+_SUCCESSORS = (E.c.escalation_id == bindparam("b_esc"), E.c.sequence > bindparam("b_seq"), E.c.status == PENDING)
+_DEFER_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.next_attempt_at < bindparam("b_next"))
+                     .values(next_attempt_at=bindparam("b_next")))
+_FREE_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.tries == 0, E.c.next_attempt_at > bindparam("b_next"))
+                    .values(next_attempt_at=bindparam("b_next")))
+
+
+def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float, on_gone: Gone) -> int:
+    """Store a batch of tries and decide each event; returns how many events finished.
+
+    One transaction: whose leases are still ours, the event updates, the attempts, the successors'
+    waits, 410 switch-offs (through on_gone) and the daily counters.
+    """
+    now = utcnow()
+    session = db.session
+    ours = set(session.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
+    decisions, attempts, deferred, freed, gone, finished, cancelled = [], [], [], [], {}, Counter(), 0
+    for t in tries:
+        work, outcome = t.work, t.outcome
+        if outcome is None:  # switched off before the try: cancelled, nothing was sent
+            if work.event_id in ours:
+                decisions.append(_decision(work, CANCELLED, None, work.tries, work.attempt_count, None, SWITCHED_OFF))
+                cancelled += 1
+            continue
+        status, next_at = decide(outcome, work.tries + 1, schedule, slowdown, now)
+        error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
+        if work.event_id in ours:
+            number = work.attempt_count + 1
+            decisions.append(_decision(work, status, next_at, work.tries + 1, number, outcome.status, error,
+                                       delivered=now if outcome.ok else None))
+            if status == PENDING:
+                deferred.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": next_at})
+            else:
+                finished[status] += 1
+                if work.tries:  # it had failed before: successors may be waiting for its retry
+                    freed.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": now})
+            if outcome.status == 410:
+                gone.setdefault(work.pair, work.event_id)
+        else:  # our lease expired and another worker took over: history only
+            number, next_at = session.scalar(_HISTORY_ONLY, {"b_id": work.event_id}), None
+        attempts.append(dict(
+            event_id=work.event_id, number=number, trigger=work.trigger,
+            started_at=now - timedelta(milliseconds=outcome.duration_ms), duration_ms=round(outcome.duration_ms, 2),
+            url=work.target.url, request_headers=t.headers, response_status=outcome.status,
+            response_headers=outcome.headers or None, response_body=outcome.body or None, error=outcome.error,
+            next_attempt_at=next_at))
+        log.info("event %s try %d: %s", work.event_id, number, outcome.status or outcome.error)
+    for statement, rows in ((_DECIDE, decisions), (_ATTEMPT, attempts), (_DEFER_SUCCESSORS, deferred),
+                            (_FREE_SUCCESSORS, freed)):
+        if rows:
+            session.execute(statement, rows)
+    for pair, event_id in gone.items():
+        on_gone(pair, event_id, now)
+    count_outcomes(now.date(), finished)
+    session.commit()
+    return sum(finished.values()) + cancelled
+
+
+def _decision(work: Work, status, next_at, tries, count, code, error, delivered=None) -> dict:
+    return {"b_id": work.event_id, "b_status": status, "b_next": next_at, "b_tries": tries, "b_count": count,
+            "b_delivered": delivered, "b_code": code, "b_error": error}
+
+
+def count_outcomes(day, finished: Counter) -> None:
+    """Add finished events to the day's chart counters (upserts, in the caller's transaction)."""
+    if not finished:
+        return
+    dialect_insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    table = DailyOutcome.__table__
+    for outcome, count in sorted(finished.items()):
+        statement = dialect_insert(table).values(day=day, outcome=outcome, count=count)
+        db.session.execute(statement.on_conflict_do_update(
+            index_elements=["day", "outcome"], set_={"count": table.c["count"] + statement.excluded["count"]}))

@@ -1,0 +1,28 @@
+"""The wire request: the one place the headers of a POST to a webhook are built and signed.
+
+Deliveries (worker.py) and the receiver check's probes (deliveries/conformance.py) both send what
+build_request returns, so a receiver sees one header set, whatever sent it (DESIGN.md "Wire contract").
+"""
+import time
+
+from ..signing import signature_headers
+
+VERSION = "0.1.0"
+USER_AGENT = f"qlar-webhooks/{VERSION}"
+TEST_HEADER = "X-Qlar-Test"
+
+
+def build_request(event_id: str, event_type: str, body: bytes, keys: list[str], *, timestamp: int | None = None,
+                  test: str | None = None, signed_body: bytes | None = None) -> dict[str, str]:
+    """The headers of one try of `body`, signed afresh with `keys` (current first; none: unsigned).
+
+    `test` marks a probe (X-Qlar-Test); `signed_body` signs other bytes than those sent (probes of
+    a tampered body).
+    """
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-Qlar-Event": event_type}
+    if test:
+        headers[TEST_HEADER] = test
+    if keys:
+        stamp = int(time.time()) if timestamp is None else timestamp
+        headers.update(signature_headers(keys, event_id, stamp, body if signed_body is None else signed_body))
+    return headers

@@ -1,0 +1,286 @@
+"""The worker loop: one coordinator thread claims and records in batches; sender threads only send.
+
+Embedded (default): threads of the web process, started on its first request (so a reloader's
+parent never starts them) or by `flask qlar serve`. Standalone: `flask qlar worker`.
+
+The coordinator is the only thread of a process that touches the outbox: it claims due events in
+batches (claim.py), hands them to the senders, and records their tries in batches (record.py), so
+writes never queue behind one another and SQLite's single writer is never contended in-process.
+The senders sign (request.py) and POST (send.py) over kept-alive connections, each endpoint
+holding at most `per_endpoint` of them, so one slow receiver cannot stall the others. New work
+wakes the coordinator at once (wakeup.py); a short poll is only the fallback.
+"""
+import atexit
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter, deque
+from datetime import timedelta
+
+from flask import Flask
+
+from . import claim as claims
+from .claim import Resolve, Work
+from .housekeeping import forget_worker, heartbeat, purge
+from .record import Gone, Try, record
+from .request import build_request
+from .retry import parse_duration, parse_schedule
+from .send import Outcome, Sender
+from .wakeup import wakeup_for
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_SECONDS = 3600
+HEARTBEAT_EVERY_SECONDS = 5
+QUEUED_PER_SENDER = 2  # claimed ahead per sender thread, so a sender never waits for the coordinator
+
+
+class Dispatcher:
+    """Delivers the outbox; one per app, kept in app.extensions["qlar_dispatcher"]."""
+
+    def __init__(self):
+        self.app: Flask | None = None
+        self._coordinator: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._ready: deque[Work] = deque()  # claimed, waiting for a sender
+        self._done: list[Try] = []  # sent, waiting to be recorded
+        self._sending: Counter = Counter()  # pair -> sends in progress
+        self._in_flight: Counter = Counter()  # pair -> claimed and not yet recorded
+        self._turn = threading.Condition()
+        self.thread_count = 0
+
+    def init_app(self, app: Flask, *, resolve: Resolve, on_gone: Gone) -> None:
+        """Read the delivery settings (failing fast on bad ones); `resolve` reads endpoints, `on_gone` handles 410."""
+        cfg = app.config
+        self.schedule = parse_schedule(cfg["RETRY_SCHEDULE"])
+        self.timeout = float(cfg["TIMEOUT_SECONDS"])
+        self.lease = float(cfg["LEASE_SECONDS"])
+        self.slowdown = parse_duration(f"{cfg['SLOWDOWN_SECONDS']}s")
+        self.poll = float(cfg["POLL_SECONDS"])
+        if self.lease <= self.timeout:
+            raise RuntimeError(
+                f"QLAR_LEASE_SECONDS ({self.lease:g}) must be longer than QLAR_TIMEOUT_SECONDS ({self.timeout:g})."
+            )
+        self.resolve, self.on_gone = resolve, on_gone
+        self.sender = Sender(timeout=self.timeout, extra_cas=list(cfg["TRUSTED_CAS"]),
+                             allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"]))
+        self.wakeup = wakeup_for(cfg["SQLALCHEMY_DATABASE_URI"])
+        self.app = app
+        self.per_endpoint = self._endpoint_limit(int(cfg["DISPATCHER_THREADS"]))
+        app.extensions["qlar_dispatcher"] = self
+        if cfg["WORKER"] == "embedded" and not app.testing:
+            app.before_request(self._start_embedded)
+
+    def _endpoint_limit(self, threads: int) -> int:
+        """How many sends one endpoint may hold: QLAR_ENDPOINT_CONCURRENCY, else half the threads (at least 1)."""
+        return int(self.app.config["ENDPOINT_CONCURRENCY"] or max(1, threads // 2))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._coordinator is not None and self._coordinator.is_alive()
+
+    @property
+    def process_id(self) -> str:
+        """This worker process's name in heartbeats and leases: host:pid."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def start(self, threads: int | None = None) -> None:
+        """Start the coordinator, the sender threads and the wake-up listener (once; a second call does nothing)."""
+        with self._lock:
+            if self._coordinator:
+                return
+            self._stop.clear()
+            count = self.thread_count = threads or int(self.app.config["DISPATCHER_THREADS"])
+            self.per_endpoint = self._endpoint_limit(count)
+            self._threads = [threading.Thread(target=self._send_loop, name=f"qlar-sender-{i}", daemon=True)
+                             for i in range(count)]
+            self._threads.append(threading.Thread(target=self.wakeup.listen, args=(self._wake.set, self._stop),
+                                                  name="qlar-wakeup", daemon=True))
+            self._coordinator = threading.Thread(target=self._coordinate, name="qlar-coordinator", daemon=True)
+            for thread in (*self._threads, self._coordinator):
+                thread.start()
+            atexit.register(self.stop)
+        log.info("dispatcher started with %d sender threads", count)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop taking work, let in-flight sends finish and be recorded (up to the timeout), join the threads."""
+        self.request_stop()
+        if self._coordinator:
+            self._coordinator.join(timeout if timeout is not None else self.timeout + 5)
+        for thread in self._threads:
+            thread.join(1)
+        self._coordinator, self._threads = None, []
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop after its current sends (a signal handler may call this)."""
+        self._stop.set()
+        self._wake.set()
+        with self._turn:
+            self._turn.notify_all()
+
+    def _start_embedded(self) -> None:
+        if not self._coordinator:
+            self.start()
+
+    def notify(self) -> None:
+        """New work: wake this process's coordinator at once, and other processes' through the wake-up channel."""
+        self._wake.set()
+        self.wakeup.notify()
+
+    # -- the coordinator -----------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        owner = f"{self.process_id}:w"
+        last_purge = last_beat = 0.0
+        failures = 0
+        while True:
+            stopping = self._stop.is_set()
+            self._wake.clear()
+            try:
+                with self.app.app_context():
+                    last_purge, last_beat = self._housekeeping(last_purge, last_beat)
+                    busy = self._record_done(owner)
+                    if not stopping:
+                        busy = self._claim_more(owner) or busy
+                    else:
+                        self._give_back(owner)
+                        if not self._in_flight:
+                            break
+                    wait = self.poll if stopping or self._in_flight else claims.seconds_until_next_due(self.poll)
+                failures = 0
+            except Exception:  # a lost database must not kill the worker: back off and retry
+                failures += 1
+                busy, wait = False, min(30.0, 0.5 * 2**failures)
+                log.exception("dispatcher %s failed; retrying in %.1fs", owner, wait)
+                if stopping and failures > 3:
+                    break
+            if not busy:
+                self._wake.wait(wait)
+        self._shut_down(owner)
+
+    def _claim_more(self, owner: str) -> bool:
+        """Claim as many due events as the senders have room for; True when some were claimed."""
+        room = self.thread_count * QUEUED_PER_SENDER - sum(self._in_flight.values())
+        if room <= 0:
+            return False
+        works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, room,
+                             per_endpoint=self.per_endpoint * QUEUED_PER_SENDER, in_flight=self._in_flight)
+        if not works:
+            return False
+        with self._turn:
+            for work in works:
+                self._in_flight[work.pair] += 1
+                self._ready.append(work)
+            self._turn.notify_all()
+        return True
+
+    def _record_done(self, owner: str) -> bool:
+        """Record every finished try in one transaction; True when there were some."""
+        with self._turn:
+            done, self._done = self._done, []
+        if not done:
+            return False
+        try:
+            finished = record(done, owner, self.schedule, self.slowdown, self.on_gone)
+        except Exception:
+            with self._turn:  # keep them for the next round
+                self._done[:0] = done
+            raise
+        for t in done:
+            self._in_flight[t.work.pair] -= 1
+            if not self._in_flight[t.work.pair]:
+                del self._in_flight[t.work.pair]
+        if finished:
+            self._wake.set()  # a later event of the same escalation may have waited for one of these
+        return True
+
+    def _housekeeping(self, last_purge: float, last_beat: float) -> tuple[float, float]:
+        """The periodic chores: the heartbeat and the trace purge."""
+        now = time.monotonic()
+        if now - last_beat >= HEARTBEAT_EVERY_SECONDS:
+            heartbeat(self.process_id, self.thread_count)
+            last_beat = now
+        if now - last_purge >= PURGE_EVERY_SECONDS:
+            purge(self.app.config["TRACE_RETENTION_DAYS"])
+            last_purge = now
+        return last_purge, last_beat
+
+    def _give_back(self, owner: str) -> None:
+        """Stopping: hand back the leases of claimed events no sender has started."""
+        with self._turn:
+            unsent, self._ready = list(self._ready), deque()
+        for work in unsent:
+            self._in_flight[work.pair] -= 1
+            if not self._in_flight[work.pair]:
+                del self._in_flight[work.pair]
+        claims.unused([work.event_id for work in unsent], owner)
+
+    def _shut_down(self, owner: str) -> None:
+        """Remove the heartbeat: this worker is gone."""
+        try:
+            with self.app.app_context():
+                forget_worker(self.process_id)
+        except Exception:  # stopping anyway; the stale heartbeat ages out (unsent leases expire)
+            log.warning("could not remove the heartbeat of %s", self.process_id)
+        self._ready.clear()
+        self._in_flight.clear()
+
+    # -- the senders -----------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._turn:
+                work = self._next_ready()
+                while work is None and not (self._stop.is_set() and not self._ready):
+                    self._turn.wait(self.poll)
+                    work = self._next_ready()
+                if work is None:
+                    return
+                self._sending[work.pair] += 1
+            try:
+                done = self.try_once(work)
+            finally:
+                with self._turn:
+                    self._sending[work.pair] -= 1
+                    self._done.append(done)
+                    self._turn.notify_all()
+            self._wake.set()
+
+    def _next_ready(self) -> Work | None:
+        """The oldest claimed event whose endpoint has a free send (called holding _turn)."""
+        for work in self._ready:
+            if self._sending[work.pair] < self.per_endpoint:
+                self._ready.remove(work)
+                return work
+        return None
+
+    def try_once(self, work: Work) -> Try:
+        """Sign and send one leased event (no database): what record() needs."""
+        target = work.target
+        if not target.enabled:
+            return Try(work, None)
+        if target.problem:
+            return Try(work, Outcome(0, error=target.problem))
+        headers = build_request(work.event_id, work.event_type, work.body, target.keys)
+        return Try(work, self.sender.post(target.url, work.body, headers), headers)
+
+    # -- inline ------------------------------------------------------------------------------------
+
+    def drain(self, limit: int = 1000) -> int:
+        """Deliver what is due now, inline in this thread (tests and the CLI); returns how many tries were made."""
+        count, owner = 0, f"{self.process_id}:inline"
+        with self.app.app_context():
+            while count < limit:
+                works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, min(64, limit - count))
+                if not works:
+                    break
+                record([self.try_once(work) for work in works], owner, self.schedule, self.slowdown, self.on_gone)
+                count += len(works)
+        return count

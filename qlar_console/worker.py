@@ -1,0 +1,79 @@
+"""The delivery engine wired to this app, and the lean worker process (`python -m qlar_console.worker`).
+
+`flask qlar worker` runs this module: it loads only what delivering needs (Flask's config and app
+context, SQLAlchemy, requests, cryptography, the settings it reads), not the web console's forms,
+templates, API or migrations.
+"""
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+
+from flask import Flask
+
+from .config import ROOT, load_config
+from .crypto import install_log_redaction
+from .engine.worker import Dispatcher
+from .extensions import db
+from .settings.endpoints import resolve_endpoints, switch_off_after_gone
+
+log = logging.getLogger(__name__)
+
+
+def init_dispatcher(app: Flask) -> Dispatcher:
+    """Give the app its dispatcher, reading endpoints from the settings and switching a webhook off on 410."""
+    dispatcher = Dispatcher()
+    dispatcher.init_app(app, resolve=resolve_endpoints, on_gone=switch_off_after_gone)
+    return dispatcher
+
+
+def create_worker_app(config: dict | None = None) -> Flask:
+    """An app with the configuration, the database and the dispatcher, and nothing of the web console."""
+    instance = (config or {}).get("INSTANCE_PATH") or os.environ.get("QLAR_INSTANCE_PATH") or ROOT / "instance"
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    load_config(app, config)
+    app.config["WORKER"] = "external"  # this process is the worker: no embedded start
+    install_log_redaction()
+    db.init_app(app)
+    init_dispatcher(app)
+    return app
+
+
+def run(app: Flask, threads: int | None) -> None:
+    """Run the dispatcher until SIGINT or SIGTERM, then finish in-flight sends and exit."""
+    dispatcher = app.extensions["qlar_dispatcher"]
+    signal.signal(signal.SIGTERM, lambda *_: dispatcher.request_stop())
+    limit_malloc_arenas()
+    dispatcher.start(threads)
+    print(f"Worker running with {dispatcher.thread_count} threads; Ctrl-C stops.", flush=True)
+    try:
+        while dispatcher.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    dispatcher.stop()
+    print("Worker stopped.", flush=True)
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives busy threads malloc arenas of their own, which inflates a worker's RSS: cap them."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8 is M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m qlar_console.worker [--threads N]`: the standalone dispatcher."""
+    parser = argparse.ArgumentParser(prog="python -m qlar_console.worker", description=main.__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="sender threads (default QLAR_DISPATCHER_THREADS)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(create_worker_app(), args.threads)
+
+
+if __name__ == "__main__":
+    main()
