@@ -67,7 +67,9 @@ _CANDIDATES_EXCEPT = _CANDIDATES.where(
     tuple_(E.c.agent_id, E.c.environment).not_in(bindparam("busy", expanding=True)))
 _LEASE = (
     update(E)
-    .where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.status == PENDING, _FREE)
+    # status || '': look the rows up by primary key; with a long IN list SQLite's planner would otherwise walk
+    # ix_events_due over the whole backlog (status = 'pending' looks more selective to it than 64 ids)
+    .where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.status.concat("") == PENDING, _FREE)
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
     .returning(E.c.id, E.c.escalation_id, E.c.sequence, E.c.agent_id, E.c.environment, E.c.event_type,
                E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by)

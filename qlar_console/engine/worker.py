@@ -251,7 +251,11 @@ class Dispatcher:
                     self._sending[work.pair] -= 1
                     self._done.append(done)
                     self._turn.notify_all()
-            self._wake.set()
+                    # Wake the coordinator when the senders run short of work or enough tries wait to make
+                    # a batch worth recording; a lone event (nothing else queued) is recorded at once.
+                    wake = len(self._ready) < self.thread_count or len(self._done) >= self.thread_count
+            if wake:
+                self._wake.set()
 
     def _next_ready(self) -> Work | None:
         """The oldest claimed event whose endpoint has a free send (called holding _turn)."""
