@@ -137,7 +137,7 @@ class Dispatcher:
     # -- the coordinator -----------------------------------------------------------------------
 
     def _coordinate(self) -> None:
-        owner = f"{self.process_id}:w"
+        owner = f"{self.process_id}:{id(self) % 65536:04x}"  # two dispatchers in one process lease apart
         last_purge = last_beat = 0.0
         failures = 0
         while True:
@@ -279,7 +279,7 @@ class Dispatcher:
 
     def drain(self, limit: int = 1000) -> int:
         """Deliver what is due now, inline in this thread (tests and the CLI); returns how many tries were made."""
-        count, owner = 0, f"{self.process_id}:inline"
+        count, owner = 0, f"{self.process_id}:{id(self) % 65536:04x}:inline"
         with self.app.app_context():
             while count < limit:
                 works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, min(64, limit - count))
