@@ -3,6 +3,7 @@
 Prints each figure as `name: value`. Nothing here is a test; the targets live in issue 6 and the README.
 `python run.py [GROUP...]` runs only the named groups (see GROUPS), in that order; all by default.
 """
+import itertools
 import os
 import sys
 import threading
@@ -30,6 +31,7 @@ from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
 from qlar_console.signing import signature_headers
 
+RUNS = itertools.count()  # a fresh scratch app per measurement
 THREADS = 4  # the dispatcher's concurrency in every comparison
 SECRET = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
@@ -55,40 +57,22 @@ def bare_per_s(receiver, threads: int, count: int) -> float:
     return per_thread * threads / (time.perf_counter() - started)
 
 
-def dispatch_per_s(receiver, threads: int, count: int) -> float:
-    """Events/s the embedded dispatcher (SQLite) delivers from a backlog of `count`, equal concurrency."""
-    app = make_app(f"dispatch-{threads}t-{count}", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=threads,
-                   ENDPOINT_CONCURRENCY=threads)
+def dispatch_per_s(receiver, threads: int, backlog_size: int, deliveries: int | None = None) -> float:
+    """Events/s of the embedded dispatcher (SQLite, `threads` senders, equal endpoint concurrency) delivering the
+    first `deliveries` (default: all) of a backlog of `backlog_size`, counted as arrivals at the receiver."""
+    deliveries = deliveries or backlog_size
+    app = make_app(f"dispatch-{threads}t-{backlog_size}-{next(RUNS)}", CA_BUNDLE=str(receiver.ca_file),
+                   DISPATCHER_THREADS=threads, ENDPOINT_CONCURRENCY=threads)
     point_webhook(app, receiver.url)
-    backlog(app, count)
+    backlog(app, backlog_size)
     dispatcher = app.extensions["qlar_dispatcher"]
+    before = len(receiver.arrivals())
     started = time.perf_counter()
     dispatcher.start()
-    while pending(app):
+    while len(receiver.arrivals()) - before < deliveries:
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
     dispatcher.stop()
-    return count / elapsed
-
-
-def drain_per_s(backlog_size: int, deliveries: int) -> float:
-    """Events/s of the first `deliveries` arrivals from a backlog of `backlog_size` (THREADS threads, own receiver).
-
-    Threads, not an inline drain(): that is how the engine runs (embedded or worker), and a claim that
-    slows with the backlog also holds the claim lock longer, which only shows when threads take turns.
-    """
-    with bench_receiver() as receiver:
-        app = make_app(f"drain-{backlog_size}", CA_BUNDLE=str(receiver.ca_file), DISPATCHER_THREADS=THREADS,
-                       ENDPOINT_CONCURRENCY=THREADS)
-        point_webhook(app, receiver.url)
-        backlog(app, backlog_size)
-        dispatcher = app.extensions["qlar_dispatcher"]
-        started = time.perf_counter()
-        dispatcher.start()
-        while len(receiver.arrivals()) < deliveries:
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        dispatcher.stop()
     return deliveries / elapsed
 
 
@@ -225,8 +209,10 @@ def latency_figures() -> None:
 
 def drain_figures() -> None:
     """The first 1,000 deliveries from a 100,000 backlog against from a 1,000 backlog."""
-    drain_per_s(200, 200)  # warm-up, dropped: the process's first deliveries cost more
-    small, large = drain_per_s(1_000, 1_000), drain_per_s(100_000, 1_000)
+    with bench_receiver() as receiver:
+        dispatch_per_s(receiver, THREADS, 200)  # warm-up, dropped: the process's first deliveries cost more
+        small = dispatch_per_s(receiver, THREADS, 1_000)
+        large = dispatch_per_s(receiver, THREADS, 100_000, deliveries=1_000)
     figure("drain_1k_per_s", f"{small:.0f}")
     figure("drain_100k_per_s", f"{large:.0f}")
     figure("drain_100k_ratio", f"{large / small:.2f}")

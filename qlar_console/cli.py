@@ -1,6 +1,5 @@
 """`flask qlar ...`: the same rules as the UI, one function each; errors are one line and exit 1."""
 import json
-import os
 import random
 import sys
 import time
@@ -13,7 +12,6 @@ from .auth.cli import token_group
 from .auth.models import ROLES
 from .auth.service import create_user
 from .clock import utcnow
-from .config import ROOT
 from .crypto import MASKED
 from .deliveries import conformance
 from .deliveries import service as deliveries
@@ -28,6 +26,7 @@ from .escalations.service import TEMPLATES
 from .extensions import db
 from .receiver.cli import receiver_command
 from .settings import service
+from .worker import become_lean_worker
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
 qlar.add_command(receiver_command)
@@ -244,11 +243,7 @@ def worker(threads):
 
     This command becomes `python -m qlar_console.worker`, which loads only the delivery engine's needs.
     """
-    args = [sys.executable, "-m", "qlar_console.worker", *(["--threads", str(threads)] if threads else [])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.setdefault("QLAR_INSTANCE_PATH", current_app.instance_path)
-    sys.stdout.flush()
-    os.execve(sys.executable, args, env)
+    become_lean_worker(threads, current_app.instance_path)
 
 
 @qlar.command("deliveries")

@@ -66,6 +66,15 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
+def become_lean_worker(threads: int | None, instance_path: str) -> None:
+    """Replace this process (`flask qlar worker`, which loaded the whole console) with the lean worker."""
+    args = [sys.executable, "-m", "qlar_console.worker", *(["--threads", str(threads)] if threads else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.setdefault("QLAR_INSTANCE_PATH", instance_path)
+    sys.stdout.flush()
+    os.execve(sys.executable, args, env)
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m qlar_console.worker [--threads N]`: the standalone dispatcher."""
     parser = argparse.ArgumentParser(prog="python -m qlar_console.worker", description=main.__doc__)

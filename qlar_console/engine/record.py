@@ -35,6 +35,7 @@ class Try:
     work: Work
     outcome: Outcome | None
     headers: dict = field(default_factory=dict)
+    ended_at: datetime = field(default_factory=utcnow)  # when the try finished (it is recorded a little later)
 
 
 _OURS = (update(E).where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.lease_owner == bindparam("owner"))
@@ -56,8 +57,8 @@ _FREE_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.tries == 0, E.c.next_attem
                     .values(next_attempt_at=bindparam("b_next")))
 
 
-def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float, on_gone: Gone) -> int:
-    """Store a batch of tries and decide each event; returns how many events finished.
+def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float, on_gone: Gone) -> None:
+    """Store a batch of tries and decide each event.
 
     One transaction: whose leases are still ours, the event updates, the attempts, the successors'
     waits, 410 switch-offs (through on_gone) and the daily counters.
@@ -65,20 +66,19 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
     now = utcnow()
     session = db.session
     ours = set(session.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
-    decisions, attempts, deferred, freed, gone, finished, cancelled = [], [], [], [], {}, Counter(), 0
+    decisions, attempts, deferred, freed, gone, finished = [], [], [], [], {}, Counter()
     for t in tries:
         work, outcome = t.work, t.outcome
         if outcome is None:  # switched off before the try: cancelled, nothing was sent
             if work.event_id in ours:
                 decisions.append(_decision(work, CANCELLED, None, work.tries, work.attempt_count, None, SWITCHED_OFF))
-                cancelled += 1
             continue
-        status, next_at = decide(outcome, work.tries + 1, schedule, slowdown, now)
+        status, next_at = decide(outcome, work.tries + 1, schedule, slowdown, t.ended_at)
         error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
         if work.event_id in ours:
             number = work.attempt_count + 1
             decisions.append(_decision(work, status, next_at, work.tries + 1, number, outcome.status, error,
-                                       delivered=now if outcome.ok else None))
+                                       delivered=t.ended_at if outcome.ok else None))
             if status == PENDING:
                 deferred.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": next_at})
             else:
@@ -90,8 +90,8 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
         else:  # our lease expired and another worker took over: history only
             number, next_at = session.scalar(_HISTORY_ONLY, {"b_id": work.event_id}), None
         attempts.append(dict(
-            event_id=work.event_id, number=number, trigger=work.trigger,
-            started_at=now - timedelta(milliseconds=outcome.duration_ms), duration_ms=round(outcome.duration_ms, 2),
+            event_id=work.event_id, number=number, trigger=work.trigger, duration_ms=round(outcome.duration_ms, 2),
+            started_at=t.ended_at - timedelta(milliseconds=outcome.duration_ms),
             url=work.target.url, request_headers=t.headers, response_status=outcome.status,
             response_headers=outcome.headers or None, response_body=outcome.body or None, error=outcome.error,
             next_attempt_at=next_at))
@@ -104,7 +104,6 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
         on_gone(pair, event_id, now)
     count_outcomes(now.date(), finished)
     session.commit()
-    return sum(finished.values()) + cancelled
 
 
 def _decision(work: Work, status, next_at, tries, count, code, error, delivered=None) -> dict:

@@ -188,18 +188,20 @@ class Dispatcher:
         if not done:
             return False
         try:
-            finished = record(done, owner, self.schedule, self.slowdown, self.on_gone)
+            record(done, owner, self.schedule, self.slowdown, self.on_gone)
         except Exception:
             with self._turn:  # keep them for the next round
                 self._done[:0] = done
             raise
-        for t in done:
-            self._in_flight[t.work.pair] -= 1
-            if not self._in_flight[t.work.pair]:
-                del self._in_flight[t.work.pair]
-        if finished:
-            self._wake.set()  # a later event of the same escalation may have waited for one of these
-        return True
+        self._release(t.work for t in done)
+        return True  # the caller claims again at once: a later event of an escalation may be free now
+
+    def _release(self, works) -> None:
+        """These claimed events are no longer in flight in this worker."""
+        for work in works:
+            self._in_flight[work.pair] -= 1
+            if not self._in_flight[work.pair]:
+                del self._in_flight[work.pair]
 
     def _housekeeping(self, last_purge: float, last_beat: float) -> tuple[float, float]:
         """The periodic chores: the heartbeat and the trace purge."""
@@ -216,10 +218,7 @@ class Dispatcher:
         """Stopping: hand back the leases of claimed events no sender has started."""
         with self._turn:
             unsent, self._ready = list(self._ready), deque()
-        for work in unsent:
-            self._in_flight[work.pair] -= 1
-            if not self._in_flight[work.pair]:
-                del self._in_flight[work.pair]
+        self._release(unsent)
         claims.unused([work.event_id for work in unsent], owner)
 
     def _shut_down(self, owner: str) -> None:
