@@ -4,7 +4,7 @@ from wtforms import PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired
 
-from ..settings.forms import CheckboxesField
+from ..fields import CheckboxesField
 from .models import SCOPES
 from .tokens import EXPIRY_CHOICES
 

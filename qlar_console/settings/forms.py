@@ -1,18 +1,11 @@
 """Forms of the Escalation page: the settings (with the webhook card) and Regenerate Key."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
-from wtforms.widgets import CheckboxInput, ListWidget
 
+from ..fields import CheckboxesField
 from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS
-
-
-class CheckboxesField(SelectMultipleField):
-    """A multiple choice shown as a list of checkboxes."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class SettingsForm(FlaskForm):
