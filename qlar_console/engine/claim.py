@@ -86,13 +86,13 @@ def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_end
     (counting `in_flight`); endpoints already full are left out of the query, so they cannot crowd
     out the others.
     """
-    now, session, in_flight = utcnow(), db.session, in_flight or {}
+    now, conn, in_flight = utcnow(), db.session.connection(), in_flight or {}
     busy = [pair for pair, count in in_flight.items() if per_endpoint is not None and count >= per_endpoint]
     query = _CANDIDATES_EXCEPT if busy else _CANDIDATES
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=E)
     ids, taken = [], Counter()
-    for event_id, agent_id, environment in session.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
+    for event_id, agent_id, environment in conn.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
         pair = (agent_id, environment)
         if per_endpoint is not None and in_flight.get(pair, 0) + taken[pair] >= per_endpoint:
             continue
@@ -101,11 +101,11 @@ def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_end
         if len(ids) == limit:
             break
     if not ids:
-        session.commit()
+        db.session.commit()
         return []
-    rows = session.execute(_LEASE, {"ids": ids, "now": now, "owner": owner, "until": now + lease}).all()
+    rows = conn.execute(_LEASE, {"ids": ids, "now": now, "owner": owner, "until": now + lease}).all()
     endpoints = resolve({(row.agent_id, row.environment) for row in rows}) if rows else {}
-    session.commit()  # hold no transaction (and no SQLite lock) during the network calls
+    db.session.commit()  # hold no transaction (and no SQLite lock) during the network calls
     order = {event_id: i for i, event_id in enumerate(ids)}
     rows.sort(key=lambda row: order[row.id])  # RETURNING order is not guaranteed: keep the due order
     return [Work(row.id, row.escalation_id, row.sequence, (row.agent_id, row.environment), row.event_type, row.body,

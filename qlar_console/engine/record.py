@@ -4,6 +4,7 @@ Every statement is built once at import and run with executemany-style parameter
 whose lease another worker took over (ours expired) is kept as history only: the other worker's
 run decides the event.
 """
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -64,8 +65,8 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
     waits, 410 switch-offs (through on_gone) and the daily counters.
     """
     now = utcnow()
-    session = db.session
-    ours = set(session.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
+    conn = db.session.connection()  # Core statements straight to the connection, in the session's transaction
+    ours = set(conn.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
     decisions, attempts, deferred, freed, gone, finished = [], [], [], [], {}, Counter()
     for t in tries:
         work, outcome = t.work, t.outcome
@@ -88,7 +89,7 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
             if outcome.status == 410:
                 gone.setdefault(work.pair, work.event_id)
         else:  # our lease expired and another worker took over: history only
-            number, next_at = session.scalar(_HISTORY_ONLY, {"b_id": work.event_id}), None
+            number, next_at = conn.scalar(_HISTORY_ONLY, {"b_id": work.event_id}), None
         attempts.append(dict(
             event_id=work.event_id, number=number, trigger=work.trigger, duration_ms=round(outcome.duration_ms, 2),
             started_at=t.ended_at - timedelta(milliseconds=outcome.duration_ms),
@@ -99,11 +100,11 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
     for statement, rows in ((_DECIDE, decisions), (_ATTEMPT, attempts), (_DEFER_SUCCESSORS, deferred),
                             (_FREE_SUCCESSORS, freed)):
         if rows:
-            session.execute(statement, rows)
+            conn.execute(statement, rows)
     for pair, event_id in gone.items():
         on_gone(pair, event_id, now)
     count_outcomes(now.date(), finished)
-    session.commit()
+    db.session.commit()
 
 
 def _decision(work: Work, status, next_at, tries, count, code, error, delivered=None) -> dict:
@@ -113,11 +114,15 @@ def _decision(work: Work, status, next_at, tries, count, code, error, delivered=
 
 def count_outcomes(day, finished: Counter) -> None:
     """Add finished events to the day's chart counters (upserts, in the caller's transaction)."""
-    if not finished:
-        return
-    dialect_insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    if finished:
+        db.session.connection().execute(_upsert_count(db.engine.dialect.name), [
+            {"day": day, "outcome": outcome, "count": count} for outcome, count in sorted(finished.items())])
+
+
+@functools.cache
+def _upsert_count(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE adding to a day's counter, built once per dialect."""
     table = DailyOutcome.__table__
-    for outcome, count in sorted(finished.items()):
-        statement = dialect_insert(table).values(day=day, outcome=outcome, count=count)
-        db.session.execute(statement.on_conflict_do_update(
-            index_elements=["day", "outcome"], set_={"count": table.c["count"] + statement.excluded["count"]}))
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=["day", "outcome"], set_={"count": table.c["count"] + statement.excluded["count"]})

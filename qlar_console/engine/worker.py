@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 3600
 HEARTBEAT_EVERY_SECONDS = 5
-QUEUED_PER_SENDER = 2  # claimed ahead per sender thread, so a sender never waits for the coordinator
+MAX_QUEUED_PER_SENDER = 3  # claimed (queued or sending) per sender thread, so a sender never waits for the coordinator
 
 
 class Dispatcher:
@@ -50,7 +50,6 @@ class Dispatcher:
         self._ready: deque[Work] = deque()  # claimed, waiting for a sender
         self._done: list[Try] = []  # sent, waiting to be recorded
         self._sending: Counter = Counter()  # pair -> sends in progress
-        self._in_flight: Counter = Counter()  # pair -> claimed and not yet recorded
         self._turn = threading.Condition()
         self.thread_count = 0
 
@@ -72,6 +71,9 @@ class Dispatcher:
         self.wakeup = wakeup_for(cfg["SQLALCHEMY_DATABASE_URI"])
         self.app = app
         self.per_endpoint = self._endpoint_limit(int(cfg["DISPATCHER_THREADS"]))
+        # A queued event waits behind at most (queued - 1) sends of its endpoint, each within the timeout: it must
+        # be sent before its lease runs out, or another worker would send it too.
+        self.queued = max(1, min(MAX_QUEUED_PER_SENDER, int(self.lease // self.timeout) - 1))
         app.extensions["qlar_dispatcher"] = self
         if cfg["WORKER"] == "embedded" and not app.testing:
             app.before_request(self._start_embedded)
@@ -146,14 +148,14 @@ class Dispatcher:
             try:
                 with self.app.app_context():
                     last_purge, last_beat = self._housekeeping(last_purge, last_beat)
-                    busy = self._record_done(owner)
-                    if not stopping:
-                        busy = self._claim_more(owner) or busy
-                    else:
+                    busy = False if stopping else self._claim_more(owner)  # first keep the senders fed
+                    busy = self._record_done(owner) or busy
+                    if stopping:
                         self._give_back(owner)
-                        if not self._in_flight:
+                        if not self._unfinished():
                             break
-                    wait = self.poll if stopping or self._in_flight else claims.seconds_until_next_due(self.poll)
+                    idle = not (stopping or self._unfinished())
+                    wait = claims.seconds_until_next_due(self.poll) if idle else self.poll
                 failures = 0
             except Exception:  # a lost database must not kill the worker: back off and retry
                 failures += 1
@@ -165,19 +167,28 @@ class Dispatcher:
                 self._wake.wait(wait)
         self._shut_down(owner)
 
+    def _claimed(self) -> Counter:
+        """Events per endpoint this worker has claimed and not yet sent: queued or sending (holding _turn)."""
+        return Counter(work.pair for work in self._ready) + self._sending
+
+    def _unfinished(self) -> bool:
+        """Whether any claimed event is still queued, being sent, or waiting to be recorded."""
+        with self._turn:
+            return bool(self._ready or +self._sending or self._done)
+
     def _claim_more(self, owner: str) -> bool:
         """Claim as many due events as the senders have room for; True when some were claimed."""
-        room = self.thread_count * QUEUED_PER_SENDER - sum(self._in_flight.values())
+        with self._turn:
+            claimed = self._claimed()
+        room = self.thread_count * self.queued - sum(claimed.values())
         if room <= 0:
             return False
         works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, room,
-                             per_endpoint=self.per_endpoint * QUEUED_PER_SENDER, in_flight=self._in_flight)
+                             per_endpoint=self.per_endpoint * self.queued, in_flight=claimed)
         if not works:
             return False
         with self._turn:
-            for work in works:
-                self._in_flight[work.pair] += 1
-                self._ready.append(work)
+            self._ready.extend(works)
             self._turn.notify_all()
         return True
 
@@ -193,15 +204,7 @@ class Dispatcher:
             with self._turn:  # keep them for the next round
                 self._done[:0] = done
             raise
-        self._release(t.work for t in done)
         return True  # the caller claims again at once: a later event of an escalation may be free now
-
-    def _release(self, works) -> None:
-        """These claimed events are no longer in flight in this worker."""
-        for work in works:
-            self._in_flight[work.pair] -= 1
-            if not self._in_flight[work.pair]:
-                del self._in_flight[work.pair]
 
     def _housekeeping(self, last_purge: float, last_beat: float) -> tuple[float, float]:
         """The periodic chores: the heartbeat and the trace purge."""
@@ -218,7 +221,6 @@ class Dispatcher:
         """Stopping: hand back the leases of claimed events no sender has started."""
         with self._turn:
             unsent, self._ready = list(self._ready), deque()
-        self._release(unsent)
         claims.unused([work.event_id for work in unsent], owner)
 
     def _shut_down(self, owner: str) -> None:
@@ -229,7 +231,6 @@ class Dispatcher:
         except Exception:  # stopping anyway; the stale heartbeat ages out (unsent leases expire)
             log.warning("could not remove the heartbeat of %s", self.process_id)
         self._ready.clear()
-        self._in_flight.clear()
 
     # -- the senders -----------------------------------------------------------------------------
 
