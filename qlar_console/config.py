@@ -25,7 +25,7 @@ class Defaults:
 
     # Delivery (DESIGN.md "Delivery semantics")
     WORKER = "embedded"  # "external": no dispatcher thread in the web process; run `flask qlar worker`
-    DISPATCHER_THREADS = 2
+    DISPATCHER_THREADS = 4  # sender threads: they only wait on the network, so a few are cheap
     ENDPOINT_CONCURRENCY: int | None = None  # threads one endpoint may hold; default half of them (at least 1)
     TIMEOUT_SECONDS = 15
     LEASE_SECONDS = 60
