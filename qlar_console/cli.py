@@ -237,7 +237,7 @@ def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
 
 
 @qlar.command("worker")
-@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Sender threads (default QLAR_DISPATCHER_THREADS, 4).")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="Sender threads (default 4).")
 def worker(threads):
     """Run the dispatcher standalone until interrupted (SIGINT or SIGTERM), as a lean process.
 
