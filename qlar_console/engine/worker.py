@@ -246,14 +246,16 @@ class Dispatcher:
                 self._sending[work.pair] += 1
             try:
                 done = self.try_once(work)
-            finally:
-                with self._turn:
-                    self._sending[work.pair] -= 1
-                    self._done.append(done)
-                    self._turn.notify_all()
-                    # Wake the coordinator when the senders run short of work or enough tries wait to make
-                    # a batch worth recording; a lone event (nothing else queued) is recorded at once.
-                    wake = len(self._ready) < self.thread_count or len(self._done) >= self.thread_count
+            except Exception as exc:  # a bug must not lose the try: it is recorded as failed and retried
+                log.exception("sending %s failed", work.event_id)
+                done = Try(work, Outcome(0, error=f"Internal error while sending: {exc.__class__.__name__}"))
+            with self._turn:
+                self._sending[work.pair] -= 1
+                self._done.append(done)
+                self._turn.notify_all()
+                # Wake the coordinator when the senders run short of work or enough tries wait to make
+                # a batch worth recording; a lone event (nothing else queued) is recorded at once.
+                wake = len(self._ready) < self.thread_count or len(self._done) >= self.thread_count
             if wake:
                 self._wake.set()
 
