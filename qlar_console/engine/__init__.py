@@ -12,5 +12,5 @@
     models.py        the tables: events, attempts, heartbeats, daily counters
 
 The engine imports no feature package: the app gives it the endpoints (`resolve`) and what to do on
-410 Gone (`on_gone`) when it builds the Dispatcher (qlar_console/delivery.py).
+410 Gone (`on_gone`) when it builds the Dispatcher (qlar_console/worker.py: init_dispatcher).
 """
