@@ -1,9 +1,13 @@
-"""A standalone `flask qlar worker` killed mid-send loses nothing: the lease expires and it is sent again."""
+"""A standalone `flask qlar worker`: killed mid-send it loses nothing (the lease expires and it is sent again),
+and its process loads none of the web console."""
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
-from workers import start_worker, stop
+from workers import ROOT, start_worker, stop
 
 from qlar_console.engine.models import Event
 from qlar_console.escalations.service import create_escalation
@@ -47,3 +51,16 @@ def test_killed_worker_mid_send_is_resent_after_lease_expiry(delivery_app, recei
         time.sleep(0.05)
     with delivery_app.app_context():
         assert db.session.get(Event, event.id).status == "succeeded"
+
+
+def test_the_worker_process_loads_none_of_the_web_console(tmp_path):
+    """`python -m qlar_console.worker` (what `flask qlar worker` becomes) imports the engine's needs only."""
+    web_only = ["wtforms", "flask_wtf", "flask_smorest", "alembic", "prometheus_client", "flask_login",
+                "marshmallow", "flask_limiter", "psycopg"]  # psycopg too: the database here is SQLite
+    script = ("import sys, qlar_console.worker as w; w.create_worker_app(); "
+              f"print(sorted(m for m in {web_only!r} if m in sys.modules))")
+    env = {**os.environ, "QLAR_INSTANCE_PATH": str(tmp_path), "QLAR_SECRET_KEY": "k", "QLAR_ENV": "development",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'qlar.db'}"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
