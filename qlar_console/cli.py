@@ -126,8 +126,10 @@ def check_receiver_command(agent_id, env, as_json):
     check = conformance.check_receiver(service.get_settings(agent_id, env), CLI_ACTOR)
     if as_json:
         click.echo(json.dumps({"url": check.url, "ranAt": check.ran_at.isoformat() + "Z", "passed": check.passed,
-                               "rules": check.results}, indent=2))
+                               "diagnosis": check.diagnosis, "rules": check.results}, indent=2))
     else:
+        if check.diagnosis:
+            click.echo(check.diagnosis)
         for r in check.results:
             verdict = "PASS" if r["passed"] else ("FAIL" if r["required"] else "ADVICE")
             fix = f" -> {r['fix']}" if r["fix"] else ""

@@ -147,3 +147,30 @@ def test_check_from_the_card_and_the_cli(delivery_app, receiver):
     assert result.exit_code == 1
     scorecard = json.loads(result.output)
     assert scorecard["passed"] is False and [r["number"] for r in scorecard["rules"] if not r["passed"]] == [7]
+
+
+@pytest.mark.parametrize(("status", "lead"), [
+    (404, "Endpoint answered 404 to every probe: check the URL path."),
+    (500, "Endpoint answered 500 to every probe: the receiver is failing"),
+])
+def test_one_answer_to_every_probe_is_diagnosed_once(delivery_app, receiver, status, lead):
+    receiver.respond = lambda r: (status, {}, 0)
+    web = delivery_app.test_client()
+    login(web, "editor")
+    html = web.post("/agents/agent-123/production/webhook/check", follow_redirects=True).get_data(as_text=True)
+    assert lead in html  # the scorecard leads with the one cause ...
+    assert "Compare the signature with HMAC-SHA256" not in html  # ... instead of eight unrelated fixes
+    with delivery_app.app_context():
+        from qlar_console.deliveries.models import ReceiverCheck
+
+        assert db.session.scalar(db.select(ReceiverCheck.diagnosis)).startswith(lead)
+
+
+def test_mixed_answers_get_no_single_diagnosis(delivery_app, receiver):
+    def keys():
+        with delivery_app.app_context():
+            return signing_secrets(get_settings(*ENV))
+
+    receiver.respond = _receiver_like(keys, get_ok=True)
+    with delivery_app.app_context():
+        assert check_receiver(get_settings(*ENV), "editor").diagnosis is None

@@ -3,6 +3,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from helpers import login
@@ -12,17 +13,18 @@ from qlar_console.deliveries.debugger import diagnose
 from qlar_console.engine.models import Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
-from qlar_console.settings.service import get_settings, regenerate_secret
+from qlar_console.settings.service import DebugKey, get_settings, regenerate_secret
 from qlar_console.signing import qlar_signature, standard_signature
 
 CURRENT, PREVIOUS = generate_secret(), generate_secret()
-KEYS = {"current": CURRENT, "previous": PREVIOUS}
+NOW = datetime(2026, 11, 30, 12, 0, 0)
+KEYS = {"current": DebugKey(CURRENT, None), "previous": DebugKey(PREVIOUS, NOW + timedelta(hours=1))}
 BODY = json.dumps({"eventId": "evt_1", "eventType": "created", "escalation": {"id": "esc-1", "reason": "angry \u00e9"}},
                   ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def check(signature: str, timestamp: str | None = "1700000000"):
-    return diagnose(signature, BODY, KEYS, "evt_1", timestamp)
+    return diagnose(signature, BODY, KEYS, "evt_1", timestamp, now=NOW)
 
 
 def test_current_key_matches():
@@ -30,9 +32,17 @@ def test_current_key_matches():
     assert verdict.match == "current" and "Matches the current key" in verdict.message
 
 
-def test_previous_key_matches():
+def test_previous_key_in_grace_is_valid_until_it_ends():
     verdict = check(qlar_signature(PREVIOUS, BODY))
-    assert verdict.match == "previous" and "Matches the previous key" in verdict.message
+    assert verdict.match == "previous" and verdict.valid_now
+    assert "valid now, but only until 2026-11-30 13:00:00 UTC" in verdict.message
+
+
+def test_previous_key_after_regenerate_without_grace_is_not_valid():
+    keys = {**KEYS, "previous": DebugKey(PREVIOUS, NOW)}  # Regenerate Key with no grace period, just now
+    verdict = diagnose(qlar_signature(PREVIOUS, BODY), BODY, keys, "evt_1", None, now=NOW)
+    assert verdict.match == "previous" and not verdict.valid_now
+    assert "stopped validating at 2026-11-30 12:00:00 UTC" in verdict.message and "valid." not in verdict.message
 
 
 def test_standard_webhooks_signature_is_understood():
@@ -90,6 +100,7 @@ def test_debugger_on_attempt_page_after_regenerate(delivery_app, receiver):
     assert "Signature debugger" in page
     html = client.post(f"/deliveries/{event_id}/attempts/1/debug",
                        data={"signature": qlar_signature(old, body)}).get_data(as_text=True)
-    assert "Matches the previous key" in html
+    assert "Matches the previous key, which stopped validating at" in html
+    assert "verdict-bad" in html and "this signature is valid" not in html  # the 401 case, in red
     assert old not in html
     assert client.post(f"/deliveries/{event_id}/attempts/9/debug", data={"signature": "x"}).status_code == 404

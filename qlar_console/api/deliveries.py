@@ -90,6 +90,8 @@ class ReceiverCheckSchema(StrictSchema):
     ranAt = UtcDateTime()
     ranBy = fields.String()
     url = fields.String()
+    diagnosis = fields.String(allow_none=True, metadata={
+        "description": "The one cause behind every failure (e.g. every probe answered 404), or null"})
     rules = fields.List(fields.Nested(CheckRuleSchema))
 
 
@@ -124,7 +126,8 @@ def event_detail(event) -> dict:
 def check_document(check) -> dict:
     """A stored receiver check: its verdict and scorecard."""
     return {"agentId": check.agent_id, "environment": check.environment, "passed": check.passed,
-            "ranAt": check.ran_at, "ranBy": check.ran_by, "url": check.url, "rules": check.results}
+            "ranAt": check.ran_at, "ranBy": check.ran_by, "url": check.url, "diagnosis": check.diagnosis,
+            "rules": check.results}
 
 
 def parse_query(query: dict, agent_id: str, env: str) -> tuple[queries.Filters, str | None]:

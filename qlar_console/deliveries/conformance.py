@@ -70,17 +70,46 @@ def _got(outcome: Outcome) -> str:
     return f"HTTP {outcome.status}" + (f" in {outcome.duration_ms:.0f} ms" if outcome.duration_ms else "")
 
 
+ADVICE_BY_STATUS = {
+    401: "even the correctly signed one: the receiver does not hold the current key (Copy it again) "
+         "or does not verify the raw body",
+    403: "even the correctly signed one: the receiver, a proxy or a firewall refuses qlar's requests",
+    404: "check the URL path",
+    405: "the URL does not take POST: check the URL path",
+    410: "the endpoint says it is gone: check the URL",
+}
+
+
+def diagnose_outcomes(outcomes: list[Outcome]) -> str | None:
+    """One diagnosis when every probe got the same non-2xx answer or the same connection error, else None."""
+    answers = {(o.status, None if o.status is not None else o.error) for o in outcomes}
+    if len(answers) != 1:
+        return None
+    status, error = answers.pop()
+    if status is None:
+        return (f"No probe got an answer ({error or 'no response'}): check the host name, port, "
+                "TLS certificate and firewall.")
+    if 200 <= status < 300:
+        return None
+    advice = ADVICE_BY_STATUS.get(status) or (
+        "the receiver is failing: look at its logs" if status >= 500 else "check the URL and the receiver")
+    return f"Endpoint answered {status} to every probe: {advice}."
+
+
 class _Prober:
-    """Sends the probes of one check to one endpoint."""
+    """Sends the probes of one check to one endpoint, keeping every outcome for the diagnosis."""
 
     def __init__(self, sender: Sender, url: str, agent_id: str, environment: str):
         self.sender, self.url = sender, url
         self.agent_id, self.environment = agent_id, environment
+        self.outcomes: list[Outcome] = []
 
     def send(self, body: bytes, event_id: str, keys: list[str] | None, method: str = "POST",
              signed_body: bytes | None = None) -> Outcome:
         headers = build_request(event_id, CHECK_EVENT, body, keys or [], test="conformance", signed_body=signed_body)
-        return self.sender.post(self.url, body, headers, method=method)
+        outcome = self.sender.post(self.url, body, headers, method=method)
+        self.outcomes.append(outcome)
+        return outcome
 
     def new_probe(self, extra: bool = False) -> tuple[str, bytes]:
         event_id = f"evt_check{secrets.token_hex(8)}"
@@ -88,8 +117,8 @@ class _Prober:
 
 
 def run_probes(sender: Sender, url: str, keys: list[str], agent_id: str, environment: str,
-               expired_key: str | None = None) -> list[RuleResult]:
-    """Probe the receiver at url; returns the scorecard, required rules first, advisory last."""
+               expired_key: str | None = None) -> tuple[list[RuleResult], str | None]:
+    """Probe the receiver at url; returns the scorecard (required rules first, advisory last) and its diagnosis."""
     p = _Prober(sender, url, agent_id, environment)
     results = []
 
@@ -148,7 +177,7 @@ def run_probes(sender: Sender, url: str, keys: list[str], agent_id: str, environ
          "the first probe's timing, TLS version and body size",
          "Answer quickly (queue slow work), keep TLS 1.2+, and reply with a short body.", required=False)
     results[-1].got = advisory
-    return results
+    return results, diagnose_outcomes(p.outcomes)
 
 
 def check_receiver(settings: EscalationSettings, actor: str) -> ReceiverCheck:
@@ -166,15 +195,17 @@ def check_receiver(settings: EscalationSettings, actor: str) -> ReceiverCheck:
         expired = secret_box().decrypt(settings.previous_secret_ciphertext)
     keys, url = signing_secrets(settings, now), settings.webhook_url
     db.session.commit()  # no transaction open while probing
-    results = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, settings.agent_id,
+    results, diagnosis = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, settings.agent_id,
                          settings.environment, expired)
     passed = all(r.passed for r in results if r.required)
     failed = [str(r.number) for r in results if r.required and not r.passed]
     check = ReceiverCheck(agent_id=settings.agent_id, environment=settings.environment, ran_at=now, ran_by=actor,
-                          url=url, passed=passed, results=[r.as_dict() for r in results])
+                          url=url, passed=passed, results=[r.as_dict() for r in results],
+                          diagnosis=diagnosis)
     db.session.add(check)
     record(actor, "webhook.receiver_checked",
-           f"{url}: " + ("every required rule passed" if passed else f"failed rules {', '.join(failed)}"),
+           f"{url}: " + ("every required rule passed" if passed else f"failed rules {', '.join(failed)}")
+           + (f"; {diagnosis}" if diagnosis else ""),
            agent_id=settings.agent_id, environment=settings.environment)
     db.session.commit()
     return check

@@ -8,17 +8,36 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
+from ..clock import utcnow
 from ..crypto import SECRET_PREFIX
 from ..signing import qlar_signature, standard_signature
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the debugger concluded: matched key ("current", "previous" or None) and advice."""
+    """What the debugger concluded: the matched key ("current", "previous" or None), whether that key
+    validates now, and advice."""
 
     match: str | None
     message: str
+    valid_now: bool = False
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _matched(name: str, stops_at: datetime | None, now: datetime, case_note: str) -> Verdict:
+    """The verdict for a signature made with key `name`: valid only while that key still validates."""
+    if stops_at is None:
+        return Verdict(name, f"Matches the {name} key over the raw body: this signature is valid.{case_note}", True)
+    if stops_at > now:
+        return Verdict(name, f"Matches the {name} key over the raw body: valid now, but only until {_when(stops_at)} "
+                             "(the grace period). Put the current key in your receiver before then." + case_note, True)
+    return Verdict(name, f"Matches the {name} key, which stopped validating at {_when(stops_at)}: Regenerate Key "
+                         "replaced it, so a receiver holding it answers 401. Copy the current key into your receiver.")
 
 
 def _reserialisations(body: bytes) -> dict[str, bytes]:
@@ -45,8 +64,13 @@ def _normalise(signature: str) -> tuple[str, str]:
     return "qlar", value.removeprefix("sha256=").strip()
 
 
-def diagnose(signature: str, body: bytes, keys: dict[str, str], msg_id: str, timestamp: str | None) -> Verdict:
-    """Say whether `signature` matches the current or previous key over these bytes, or what differs."""
+def diagnose(signature: str, body: bytes, keys: dict, msg_id: str, timestamp: str | None,
+             now: datetime | None = None) -> Verdict:
+    """Say whether `signature` matches the current or previous key over these bytes (and whether that key
+    validates now), or what differs. `keys` maps a name to a (secret, stops_at) pair, stops_at None for never."""
+    now = now or utcnow()
+    stops = {name: key.stops_at for name, key in keys.items()}
+    keys = {name: key.secret for name, key in keys.items()}
     if not signature.strip():
         return Verdict(None, "Paste the signature your receiver computed (sha256=… or v1,…).")
     kind, value = _normalise(signature)
@@ -61,12 +85,9 @@ def diagnose(signature: str, body: bytes, keys: dict[str, str], msg_id: str, tim
 
     for name, key in keys.items():
         if signs(key, body):
-            if kind == "qlar" and value != value.lower():
-                return Verdict(name, f"Matches the {name} key, but in upper-case hex: qlar sends lower-case, "
-                                     "so compare the hex case-insensitively or lower-case yours.")
-            return Verdict(name, f"Matches the {name} key over the raw body: this signature is valid"
-                                 + (" (the previous key only validates during its grace period)." if name == "previous"
-                                    else "."))
+            case_note = (" It is in upper-case hex: qlar sends lower-case, so compare the hex case-insensitively "
+                         "or lower-case yours." if kind == "qlar" and value != value.lower() else "")
+            return _matched(name, stops[name], now, case_note)
     for name, key in keys.items():
         for variant, data in _reserialisations(body).items():
             if signs(key, data):

@@ -1,7 +1,7 @@
 """The delivery feature's own table: receiver conformance checks (the engine's tables are in engine/models.py)."""
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import utcnow
@@ -21,3 +21,4 @@ class ReceiverCheck(db.Model):
     url: Mapped[str] = mapped_column(String(2048))
     passed: Mapped[bool]
     results: Mapped[list] = mapped_column(JSON)
+    diagnosis: Mapped[str | None] = mapped_column(Text)  # one cause behind every failure, when there is one

@@ -2,6 +2,7 @@
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from cryptography.fernet import Fernet
 from flask import current_app
@@ -190,12 +191,20 @@ def signing_secrets(settings: EscalationSettings, now: datetime | None = None) -
     return keys
 
 
-def debugger_keys(settings: EscalationSettings) -> dict[str, str]:
+class DebugKey(NamedTuple):
+    """A key the signature debugger compares with, and when it stops validating (None: it does not)."""
+
+    secret: str
+    stops_at: datetime | None
+
+
+def debugger_keys(settings: EscalationSettings) -> dict[str, DebugKey]:
     """The current key and the last previous one (even expired), for the signature debugger only."""
     box = secret_box()
-    keys = {"current": box.decrypt(settings.secret_ciphertext)} if settings.secret_ciphertext else {}
+    keys = {"current": DebugKey(box.decrypt(settings.secret_ciphertext), None)} if settings.secret_ciphertext else {}
     if settings.previous_secret_ciphertext:
-        keys["previous"] = box.decrypt(settings.previous_secret_ciphertext)
+        keys["previous"] = DebugKey(box.decrypt(settings.previous_secret_ciphertext),
+                                    settings.previous_secret_expires_at)
     return keys
 
 
