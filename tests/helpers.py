@@ -1,5 +1,6 @@
 """Small helpers shared by the tests (imported explicitly, never star-imported)."""
 import re
+from pathlib import Path
 
 PAGE = "/agents/agent-123/production/escalation"
 
@@ -65,3 +66,34 @@ def answer_next_dialog(page, accept: bool = True) -> list[str]:
 
     page.once("dialog", answer)
     return messages
+
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"  # axe-core 4.14.1 (MPL-2.0), vendored: no network in tests
+
+
+def axe_violations(page) -> list[str]:
+    """Run axe-core in the page; each violation as "rule-id: help (n nodes) e.g. <selector>"."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text() + "\n;true")  # through DevTools, so the page's strict CSP stays on
+    result = page.evaluate("async () => await axe.run(document)")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes) e.g. {v['nodes'][0]['target']}"
+            for v in result["violations"]]
+
+
+def sideways_overflow(page) -> int:
+    """How many CSS pixels the page scrolls sideways (0 when it fits the viewport)."""
+    return page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def wider_than(page, width: int) -> list[str]:
+    """Visible elements whose right edge lies beyond `width` px (outside boxes that scroll on their own)."""
+    return page.evaluate("""(width) => {
+      const out = [];
+      for (const el of document.querySelectorAll('body *')) {
+        const box = el.getBoundingClientRect();
+        if (!box.width || box.right <= width + 1) continue;
+        if (el.closest('.table-scroll, pre')) continue;
+        out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + el.className : ''));
+      }
+      return out.slice(0, 10);
+    }""", width)

@@ -4,7 +4,7 @@ import re
 
 import pytest
 from conftest import PASSWORD
-from helpers import answer_next_dialog, stored_secret
+from helpers import stored_secret
 from playwright.sync_api import Page, expect
 
 ESCALATION = "/agents/agent-123/production/escalation"
@@ -154,17 +154,26 @@ def test_copy_puts_key_on_clipboard_not_in_page(page, live_server):
     assert key == stored_secret(app)
 
 
+def regenerate(page: Page, grace: str | None = None, confirm: bool = True) -> None:
+    """Press Regenerate Key, choose the grace period in the confirmation dialog, confirm (or cancel)."""
+    page.get_by_role("button", name="Regenerate Key").click()
+    dialog = page.get_by_role("dialog", name="Confirm Regenerate Key")
+    expect(dialog).to_be_visible()
+    if grace:
+        dialog.get_by_label("Keep the previous key valid for").select_option(label=grace)
+    dialog.get_by_role("button", name="Regenerate Key" if confirm else "Cancel").click()
+    expect(dialog).to_be_hidden()
+
+
 def test_regenerate_after_confirming_gives_new_key(page, live_server):
-    """Regenerate Key, once the confirmation is accepted, replaces the key Copy hands out."""
+    """Regenerate Key, once confirmed in its dialog, replaces the key Copy hands out."""
     _, app = live_server
     open_escalation(page)
     save_enabled_webhook(page)
     key_a = copy_key(page)
 
-    messages = answer_next_dialog(page)
-    page.get_by_role("button", name="Regenerate Key").click()
+    regenerate(page)
     expect(page.get_by_text("Secret key regenerated")).to_be_visible()
-    assert messages and messages[0].startswith("Regenerate the secret key?")
 
     key_b = copy_key(page)
     assert key_b.startswith("whsec_")
@@ -172,32 +181,93 @@ def test_regenerate_after_confirming_gives_new_key(page, live_server):
     assert key_b == stored_secret(app)
 
 
-def test_regenerate_dismissed_keeps_key(page, live_server):
-    """Dismissing the Regenerate Key confirmation leaves the page and the key unchanged."""
+def test_regenerate_cancelled_keeps_key(page, live_server):
+    """Cancelling the Regenerate Key dialog leaves the page and the key unchanged."""
     _, app = live_server
     open_escalation(page)
     save_enabled_webhook(page)
     key_a = copy_key(page)
 
-    messages = answer_next_dialog(page, accept=False)
-    page.get_by_role("button", name="Regenerate Key").click()
-    assert messages and messages[0].startswith("Regenerate the secret key?")
-    # Nothing was submitted: no flash, same URL, and both Copy and the database still give key A.
-    page.wait_for_load_state()
+    regenerate(page, confirm=False)
     expect(page.get_by_text("Secret key regenerated")).to_have_count(0)
     assert page.url.endswith(ESCALATION)
     assert copy_key(page) == key_a
     assert stored_secret(app) == key_a
 
 
+def test_regenerate_keeps_unsaved_url_and_switch(page, live_server):
+    """The guide's order, URL -> Copy -> Regenerate -> Save: Regenerate keeps the unsaved switch and URL."""
+    _, app = live_server
+    open_escalation(page)
+    switch(page).check()
+    url_field(page).fill(HOOK_URL)
+    key_a = copy_key(page)  # Copy creates the key; the field stops promising to create it
+    expect(page.get_by_label("Secret Key")).not_to_have_value("Created when you save or copy")
+    expect(card(page).get_by_text("Copied", exact=True)).to_have_count(0, timeout=5000)  # "Copied" clears
+
+    regenerate(page)
+    expect(page.get_by_text("Secret key regenerated")).to_be_visible()
+    expect(switch(page)).to_be_checked()
+    expect(page.locator("#webhook-state")).to_have_text("Enabled")
+    expect(url_field(page)).to_have_value(HOOK_URL)
+    key_b = copy_key(page)
+    assert key_b != key_a
+
+    save(page)
+    expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+    expect(switch(page)).to_be_checked()
+    expect(url_field(page)).to_have_value(HOOK_URL)
+    assert stored_secret(app) == key_b
+
+
+def test_leaving_with_unsaved_edits_warns(page):
+    """With an unsaved edit, the agent switcher (or any link) asks before leaving; staying keeps the edit."""
+    open_escalation(page)
+    switch(page).check()
+    url_field(page).fill("https://example.com/unsaved")
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["beforeunload"]
+    assert page.url.endswith(ESCALATION)
+    expect(url_field(page)).to_have_value("https://example.com/unsaved")
+
+    save(page)  # Save itself never asks
+    expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
+    page.wait_for_url("**/staging/escalation")
+    assert asked == ["beforeunload"]
+
+
+def test_https_rule_checked_as_you_type(page):
+    """The https error appears while typing an http:// URL and clears once the URL is corrected."""
+    open_escalation(page)
+    switch(page).check()
+    url_field(page).fill("http://example.com/hook")
+    error = page.locator("#webhook-url-error")
+    expect(error).to_have_text("Webhook URL must start with https://")
+    expect(url_field(page)).to_have_attribute("aria-invalid", "true")
+    url_field(page).fill(HOOK_URL)
+    expect(error).to_be_hidden()
+    expect(url_field(page)).not_to_have_attribute("aria-invalid", "true")
+
+
 def test_regenerate_with_grace_then_revoke_previous(page):
     """With a 1 hour grace the page counts down the old key's validity; Revoke previous key now ends it."""
     open_escalation(page)
     save_enabled_webhook(page)
+    url_field(page).fill("https://example.com/unsaved-edit")
 
-    page.get_by_label("Keep the previous key valid for").select_option(label="1 hour")
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Regenerate Key").click()
+    regenerate(page, grace="1 hour")
     expect(page.get_by_text("Secret key regenerated")).to_be_visible()
 
     grace = card(page).get_by_role("note").filter(has_text="Previous key still valid until")
@@ -211,6 +281,7 @@ def test_regenerate_with_grace_then_revoke_previous(page):
     expect(page.get_by_text("Previous key revoked")).to_be_visible()
     expect(page.get_by_text("Previous key still valid until")).to_have_count(0)
     expect(page.get_by_role("button", name="Revoke previous key now")).to_have_count(0)
+    expect(url_field(page)).to_have_value("https://example.com/unsaved-edit")  # revoked in place, edit kept
 
 
 def test_viewer_sees_no_webhook_card(page):

@@ -79,8 +79,8 @@ def test_qa_flow_run_regenerate_and_rotate_receiver_key(browser, stack):
 
     # Step 5: Regenerate Key without telling the receiver -> the next events are rejected with 401.
     page.goto("/agents/agent-123/staging/escalation")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Regenerate Key").click()
+    page.get_by_role("dialog").get_by_role("button", name="Regenerate Key").click()
     expect(page.get_by_text("Secret key regenerated.", exact=False)).to_be_visible()
     page.goto("/escalations?agent=agent-123&env=staging")
     page.get_by_role("button", name="Run test flow").click()

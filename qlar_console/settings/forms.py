@@ -21,16 +21,15 @@ class SettingsForm(FlaskForm):
     webhook_url = StringField("Webhook URL", filters=[lambda v: v or ""])
 
 
+GRACE_CHOICES = [
+    SelectChoice("none", "No grace period (the old key stops now)"),
+    SelectChoice("1h", "1 hour"),
+    SelectChoice("24h", "24 hours"),
+]
+
+
 class RegenerateForm(FlaskForm):
     """Regenerate Key, with the grace period the previous key keeps."""
 
-    grace = SelectField(
-        "Keep the previous key valid for",
-        choices=[
-            SelectChoice("none", "No grace period (the old key stops now)"),
-            SelectChoice("1h", "1 hour"),
-            SelectChoice("24h", "24 hours"),
-        ],
-        default="none",
-    )
+    grace = SelectField("Keep the previous key valid for", choices=GRACE_CHOICES, default="none")
     confirmed = HiddenField(default="")

@@ -9,7 +9,7 @@ from ..deliveries import conformance
 from ..deliveries import service as deliveries
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
 from . import service
-from .forms import RegenerateForm, SettingsForm
+from .forms import GRACE_CHOICES, RegenerateForm, SettingsForm
 
 bp = Blueprint("settings", __name__)
 
@@ -33,7 +33,7 @@ def index():
     return render_template("settings/index.html", pairs=service.all_settings())
 
 
-def _render(settings, form, *, version=None, status=200):
+def _render(settings, form, pairs, *, version=None, status=200):
     """Render the Escalation page with the given form state."""
     try:
         warning = check_webhook_url(form.webhook_url.data, enabled=False).warning
@@ -43,13 +43,14 @@ def _render(settings, form, *, version=None, status=200):
     show_fields = bool(form.webhook_enabled.data or form.webhook_url.errors)
     html = render_template(
         "settings/escalation.html",
-        settings=settings, form=form, pairs=service.all_settings(), url_warning=warning,
+        settings=settings, form=form, pairs=pairs, url_warning=warning,
         version=settings.version if version is None else version, show_fields=show_fields,
-        masked=MASKED, regenerate_form=RegenerateForm(),
+        masked=MASKED, grace_choices=GRACE_CHOICES,
         now=now, grace_active=settings.previous_secret_active(now),
         can_edit=current_user.has_role("editor"),
         missed=deliveries.missed_events(settings) if settings.webhook_enabled else [],
-        check=conformance.latest_check(settings),
+        check=conformance.latest_check(settings) if settings.webhook_url and settings.saved_at else None,
+        draft=status != 200,  # the form holds edits the server refused: leaving the page would lose them
     )
     return html, status
 
@@ -58,18 +59,21 @@ def _render(settings, form, *, version=None, status=200):
 @login_required
 def escalation(agent_id: str, env: str):
     """Show the Escalation page; a POST is the page's Save."""
-    settings = _settings_or_404(agent_id, env)
+    pairs = service.all_settings()  # the switcher's list holds the page's own settings: one query for both
+    settings = next((s for s in pairs if s.agent_id == agent_id and s.environment == env), None)
+    if settings is None:
+        abort(404)
     if request.method == "GET":
-        return _render(settings, SettingsForm(obj=settings))
+        return _render(settings, SettingsForm(obj=settings), pairs)
     if not current_user.has_role("editor"):
         abort(403)
     form = SettingsForm()
     if not form.validate_on_submit():
-        return _render(settings, form, version=request.form.get("version"), status=422)
+        return _render(settings, form, pairs, version=request.form.get("version"), status=422)
     expected = request.form.get("version", type=int)
     if expected is None:
         flash("The form was sent without its version: reload the page and try again.", "error")
-        return _render(settings, form, status=400)
+        return _render(settings, form, pairs, status=400)
     change = service.SettingsChange(
         webhook_enabled=form.webhook_enabled.data,
         webhook_url=form.webhook_url.data,
@@ -81,13 +85,13 @@ def escalation(agent_id: str, env: str):
         service.save_settings(settings, change, expected_version=expected, actor=current_user.username)
     except service.Conflict as exc:
         flash(str(exc), "error")
-        return _render(settings, form, status=409)  # now carries the newest version: Save again overwrites
+        return _render(settings, form, pairs, status=409)  # now carries the newest version: Save again overwrites
     except (InvalidWebhookURL, service.SettingsError) as exc:
         if exc.field in form:
             form[exc.field].errors = [str(exc)]
         else:
             flash(str(exc), "error")
-        return _render(settings, form, version=expected, status=422)
+        return _render(settings, form, pairs, version=expected, status=422)
     flash("Escalation settings saved", "success")
     return redirect(_page_url(settings))
 
