@@ -104,3 +104,40 @@ def test_debugger_on_attempt_page_after_regenerate(delivery_app, receiver):
     assert "verdict-bad" in html and "this signature is valid" not in html  # the 401 case, in red
     assert old not in html
     assert client.post(f"/deliveries/{event_id}/attempts/9/debug", data={"signature": "x"}).status_code == 404
+
+
+def test_debugger_in_the_browser_says_the_replaced_key_no_longer_validates(delivery_app, receiver, browser):
+    """After Regenerate Key with no grace period, a signature made with the replaced key is shown in red."""
+    import threading
+
+    from conftest import PASSWORD
+    from playwright.sync_api import expect
+    from werkzeug.serving import make_server
+
+    receiver.respond = lambda r: (401, {}, 0)
+    with delivery_app.app_context():
+        old = secret_box().decrypt(get_settings("agent-123", "production").secret_ciphertext)
+        regenerate_secret(get_settings("agent-123", "production"), "editor")
+        create_escalation("agent-123", "production")
+        delivery_app.extensions["qlar_dispatcher"].drain(limit=1)
+        event = db.session.scalars(db.select(Event)).one()
+        event_id, body = event.id, event.body
+    server = make_server("127.0.0.1", 0, delivery_app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}")
+    try:
+        page = context.new_page()
+        page.goto("/login")
+        page.get_by_label("Username").fill("viewer")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.goto(f"/deliveries/{event_id}")
+        page.get_by_label("Signature debugger").first.fill(qlar_signature(old, body))
+        page.get_by_role("button", name="Check signature").first.click()
+        verdict = page.locator(".verdict")
+        expect(verdict).to_contain_text("Matches the previous key, which stopped validating at")
+        expect(verdict).not_to_contain_text("this signature is valid")
+        expect(verdict).to_have_class("verdict verdict-bad")
+    finally:
+        context.close()
+        server.shutdown()

@@ -79,7 +79,7 @@ def test_page_shows_pair_switcher_webhook_line_and_prefilled_form(client, app):
     assert '<h1 id="context-title">agent-123 · staging</h1>' in page
     assert "<title>Escalations · agent-123 · staging · qlar</title>" in page
     assert 'href="/escalations?agent=agent-123&env=production"' in page  # the switcher
-    assert '<a href="/escalations">Escalations</a>' in page  # the nav link
+    assert '<a href="/escalations" aria-current="page">Escalations</a>' in page  # the nav link, marked current
     assert "Webhook <span class=\"state state-off\">Disabled</span>" in page
     assert 'href="/agents/agent-123/staging/escalation">Escalation settings</a>' in page
     assert _value(page, "thread_id") == ""
@@ -314,7 +314,7 @@ def test_forms_carry_csrf_tokens_and_posts_without_one_are_refused(tmp_path):
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     client.post("/login", data={"username": "editor", "password": PASSWORD, "csrf_token": token})
     page = _page(client)
-    assert page.count('name="csrf_token"') == 4  # logout, create, test flow, claim
+    assert page.count('name="csrf_token"') == 5  # logout, create, test flow, simulate, claim
     assert client.post(f"/escalations/{escalation_id}/claim").status_code == 400
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     response = client.post(f"/escalations/{escalation_id}/claim", data={"csrf_token": token})

@@ -112,8 +112,16 @@ def test_check_receiver_from_the_card(browser, stack):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.goto("/agents/agent-123/staging/escalation")
+    url = page.get_by_label("Webhook URL", exact=True)
+    saved = url.input_value()
+    url.fill(saved + "-unsaved")  # an edit the check must not throw away
     page.get_by_role("button", name="Check receiver").click()
     expect(page.get_by_text("Receiver check: every required rule passed.")).to_be_visible()
+    expect(url).to_have_value(saved + "-unsaved")
+    stale = page.get_by_text("Out of date: this scorecard is for")
+    expect(stale).to_be_visible()  # it checked the saved URL, not the one in the form
+    url.fill(saved)
+    expect(stale).to_be_hidden()
     scorecard = page.get_by_role("table", name="Scorecard for")
     expect(scorecard.get_by_role("row")).to_have_count(10)  # header + rules 1-8 and 10 (no previous key: no 9)
     expect(scorecard.get_by_role("cell", name="Fail", exact=True)).to_have_count(0)
