@@ -1,6 +1,6 @@
 """Real-browser test (Playwright + Debian Chromium) of the API tokens page: create, Copy, Revoke."""
 from conftest import PASSWORD
-from helpers import answer_next_dialog
+from helpers import answer_next_dialog, api_token, axe_violations, sideways_overflow, wider_than
 from playwright.sync_api import expect
 
 from qlar_console.auth.models import ApiToken
@@ -52,5 +52,32 @@ def test_create_copy_and_revoke_a_token(browser, live_server):
         assert token not in page.content()
         with app.app_context():
             assert db.session.get(ApiToken, stored.id).state(utcnow()) == "revoked"
+    finally:
+        context.close()
+
+
+def test_tokens_page_passes_axe_and_fits_small_screens(browser, live_server):
+    """The Scopes checkboxes are a fieldset (no list items without their list), with and without field errors;
+    the tokens table scrolls in its own box at 390 px."""
+    base_url, app = live_server
+    api_token(app, "editor")
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    try:
+        page.goto("/login")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.goto("/tokens")
+        expect(page.get_by_role("group", name="Scopes").get_by_role("checkbox")).to_have_count(3)
+        assert axe_violations(page) == [] and wider_than(page, 1280) == []
+
+        page.get_by_label("Name").fill("ci")
+        page.get_by_role("button", name="Create token").click()  # no scope: the error at the fieldset
+        expect(page.get_by_role("group", name="Scopes")).to_have_accessible_description(
+            "Choose scopes among: read, write, secrets.")
+        assert axe_violations(page) == []
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert sideways_overflow(page) == 0
     finally:
         context.close()

@@ -18,6 +18,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record
 from ..clock import utcnow
+from ..engine.models import FAILED as DELIVERY_FAILED
+from ..engine.models import PENDING as DELIVERY_PENDING
+from ..engine.models import SUCCEEDED, Event
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..settings.service import SettingsError, get_settings
@@ -104,6 +107,27 @@ def start_job(agent_id: str, environment: str, flows: int, rate: float | None = 
 def get_job(job_id: str) -> SimulationJob | None:
     """The job with that id, or None."""
     return db.session.get(SimulationJob, job_id)
+
+
+def latest_job(agent_id: str, environment: str) -> SimulationJob | None:
+    """The pair's newest job (running or ended), for the Escalations page; or None."""
+    return db.session.scalar(db.select(SimulationJob).filter_by(agent_id=agent_id, environment=environment)
+                             .order_by(SimulationJob.started_at.desc()).limit(1))
+
+
+def live_counts(job: SimulationJob) -> dict[str, int]:
+    """The pair's events since the job started (until it ended), by delivery status: its progress before the summary.
+
+    The job keeps no list of its escalations, so other events of the pair in that window count too; the
+    summary, once the job finishes, counts exactly its flows.
+    """
+    query = db.select(Event.status, db.func.count()).where(
+        Event.agent_id == job.agent_id, Event.environment == job.environment, Event.created_at >= job.started_at)
+    if job.finished_at is not None:
+        query = query.where(Event.created_at <= job.finished_at)
+    counts = dict(db.session.execute(query.group_by(Event.status)).all())
+    return {"events": sum(counts.values()), "delivered": counts.get(SUCCEEDED, 0),
+            "failed": counts.get(DELIVERY_FAILED, 0), "pending": counts.get(DELIVERY_PENDING, 0)}
 
 
 def unfinished_job(agent_id: str, environment: str) -> SimulationJob | None:

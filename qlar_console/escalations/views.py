@@ -1,16 +1,21 @@
-"""The Escalations page: the simulator QA uses to create, claim, complete and release, and watch the deliveries."""
+"""The Escalations page: the simulator QA uses to create, claim, complete and release, and watch the deliveries.
+
+Editors also start simulate jobs here (Flows, Rate, Simulate): the API's job, polled as JSON by app.js.
+"""
 import logging
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..api.escalations import JobSchema, job_document
 from ..auth.login import require_role
 from ..extensions import db
 from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
 from ..settings.service import SettingsError, all_settings
-from . import service
+from . import jobs, service
 from .forms import CreateEscalationForm
-from .models import Escalation
+from .models import CANCELLED, DELIVERING, FINISHED, RUNNING, Escalation
+from .simulate import Summary
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +56,52 @@ def _page_url(agent_id: str, environment: str) -> str:
     return url_for("escalations.index", agent=agent_id, env=environment)
 
 
-def _render(pairs, pair, form, status=200):
-    """Render the page for one pair (or the empty state when there is none)."""
+def simulation_state(job) -> dict:
+    """A simulate job as the API shows it, plus its live counts and, once finished, the summary lines the CLI prints."""
+    document = JobSchema().dump(job_document(job))
+    summary = Summary(**job.summary) if job.summary else None
+    progress = ({"events": summary.events, "delivered": summary.delivered, "failed": summary.failed,
+                 "pending": summary.pending} if summary else jobs.live_counts(job))
+    return {**document, "progress": progress, "statusText": _status_text(document),
+            "unfinished": document["status"] in (RUNNING, DELIVERING),
+            "summaryLines": summary.lines() if summary else None}
+
+
+def _status_text(document: dict) -> str:
+    """One sentence on where the job stands, for the page's live region (changes only with the status)."""
+    job_id, status = document["id"], document["status"]
+    return {
+        RUNNING: f"Simulate job {job_id} is running its flows.",
+        DELIVERING: f"Simulate job {job_id} ran its flows; waiting up to {document['waitSeconds']} s for their "
+                    "deliveries.",
+        FINISHED: f"Simulate job {job_id} finished. Summary:",
+        CANCELLED: f"Simulate job {job_id} stopped: {document['error'] or 'cancelled'}.",
+    }.get(status, f"Simulate job {job_id} failed: {document['error']}.")
+
+
+def parse_simulation(values: dict[str, str]) -> tuple[int | None, float | None, dict[str, str]]:
+    """The Flows and Rate fields as start_job takes them (Rate empty: as fast as possible), and the field errors."""
+    errors, flows, rate = {}, None, None
+    try:
+        flows = int(values["flows"])
+    except ValueError:
+        errors["flows"] = f"Flows must be a whole number from {jobs.FLOWS[0]} to {jobs.FLOWS[1]}."
+    if values["rate"]:
+        try:
+            rate = float(values["rate"])
+        except ValueError:
+            errors["rate"] = (f"Rate must be a number of flows per second, at most {jobs.MAX_RATE}; "
+                              "leave it empty to run as fast as possible.")
+    return flows, rate, errors
+
+
+def _render(pairs, pair, form, status=200, simulation=None):
+    """Render the page for one pair (or the empty state when there is none), with its newest simulate job."""
     escalations = recent_escalations(pair.agent_id, pair.environment) if pair else []
+    simulation = {"values": {"flows": "10", "rate": ""}, "errors": {}, "message": None, **(simulation or {})}
+    if pair is not None and current_user.has_role("editor"):
+        job = jobs.latest_job(pair.agent_id, pair.environment)
+        simulation.update(state=simulation_state(job) if job else None, started_at=job and job.started_at)
     html = render_template(
         "escalations/index.html",
         pairs=pairs, pair=pair, form=form, escalations=escalations,
@@ -61,7 +109,8 @@ def _render(pairs, pair, form, status=200):
         events=service.events_by_escalation([e.id for e in escalations]), allowed_actions=service.allowed_actions,
         can_edit=current_user.has_role("editor"), template=service.DEFAULT_TEMPLATE,
         trigger_conditions=TRIGGER_CONDITIONS,
-        notes_max_length=service.FIELD_MAX_LENGTH["resolutionNotes"],
+        notes_max_length=service.FIELD_MAX_LENGTH["resolutionNotes"], simulation=simulation,
+        flows_range=jobs.FLOWS, max_rate=jobs.MAX_RATE,
     )
     return html, status
 
@@ -163,3 +212,42 @@ def test_flow():
     else:
         flash(f"Test flow ran: {escalation_id} created, claimed and completed.", "success")
     return redirect(_page_url(agent_id, environment))
+
+
+@bp.post("/escalations/simulate")
+@require_role("editor")
+def simulate():
+    """Simulate: start the API's simulate job (Flows, Rate) for the pair; the page then shows its progress."""
+    agent_id, environment = request.form.get("agent", ""), request.form.get("env", "")
+    values = {name: request.form.get(name, "").strip() for name in ("flows", "rate")}
+    flows, rate, errors = parse_simulation(values)
+    message, status = None, 422
+    if not errors:
+        try:
+            job = jobs.start_job(agent_id, environment, flows, rate, actor=current_user.username)
+        except jobs.JobRunning as exc:
+            message, status = str(exc), 409
+        except jobs.JobError as exc:
+            errors[exc.field] = str(exc)
+        else:
+            pace = f"{rate:g} per second" if rate else "as fast as possible"
+            flash(f"Simulate job {job.id} started: {flows} flows, {pace}.", "success")
+            return redirect(url_for("escalations.index", agent=agent_id, env=environment, _anchor="simulation"))
+    pairs = all_settings()
+    pair = choose_pair(pairs, agent_id, environment) if agent_id and environment else None
+    if pair is None:
+        abort(404)
+    return _render(pairs, pair, CreateEscalationForm.prefilled(), status=status,
+                   simulation={"values": values, "errors": errors, "message": message})
+
+
+@bp.get("/escalations/simulations/<job_id>")
+@login_required
+def simulation(job_id: str):
+    """A simulate job as JSON for the page's script: the API's document, live counts, then the CLI's summary."""
+    job = jobs.get_job(job_id)
+    if job is None:
+        abort(404)
+    response = jsonify(simulation_state(job))
+    response.headers["Cache-Control"] = "no-store"
+    return response
