@@ -13,6 +13,7 @@ from ..errors import DomainError
 
 DEFAULT_RETENTION_SECONDS = 3600.0
 DEFAULT_TRACE_CAPACITY = 1000
+TRACE_PAGE_SIZE = 20
 SEEN_EVENT_CAPACITY = 100_000  # idempotency outlives the traces, but memory stays bounded
 
 
@@ -87,6 +88,17 @@ class Trace:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TracePage:
+    """One page of the traces page: newest first, where it sits in the whole list, and the cursors either side."""
+
+    traces: list[Trace]
+    total: int
+    start: int  # 0-based position of the first trace shown among all live traces, newest first
+    newer_after: int | None  # page on with ?after= (None: this is the newest page)
+    older_before: int | None  # page on with ?before= (None: nothing older)
+
+
 def utc_now_iso() -> str:
     """The current UTC time, ISO 8601 with milliseconds and a Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -120,6 +132,23 @@ class TraceStore:
         with self._lock:
             self._expire()
             return [trace for _, trace in reversed(self._items)]
+
+    def page(self, before: int | None = None, after: int | None = None, limit: int = TRACE_PAGE_SIZE) -> TracePage:
+        """A page of live traces, keyset on the trace number: older than `before`, newer than `after`, or the newest."""
+        live = self.list()
+        if after is not None:
+            newer = sum(1 for trace in live if trace.id > after)
+            start = max(0, newer - limit)
+        elif before is not None:
+            start = next((i for i, trace in enumerate(live) if trace.id < before), len(live))
+        else:
+            start = 0
+        shown = live[start:start + limit]
+        return TracePage(
+            shown, len(live), start,
+            shown[0].id if start > 0 and shown else None,
+            shown[-1].id if start + len(shown) < len(live) and shown else None,
+        )
 
     def _expire(self) -> None:
         cutoff = self.clock() - self.retention_seconds

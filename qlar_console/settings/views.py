@@ -29,8 +29,10 @@ def _page_url(settings) -> str:
 @bp.get("/")
 @login_required
 def index():
-    """Pick an agent and environment."""
-    return render_template("settings/index.html", pairs=service.all_settings())
+    """The overview: each agent x environment with its webhook state and last 24 hours of deliveries."""
+    from .overview import pair_overview  # imported here so this view's change stays within the view
+
+    return render_template("settings/index.html", rows=pair_overview())
 
 
 def _render(settings, form, pairs, *, version=None, status=200):
