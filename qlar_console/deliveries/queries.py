@@ -1,10 +1,13 @@
-"""Read-only queries behind the Deliveries pages: the filtered log, one event, the daily chart."""
+"""Read-only queries behind the Deliveries pages: the log (Search, filters, counts per status, keyset paging both
+ways), one event, the daily chart and the queue-health panel."""
+import json
 import logging
 import re
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import defer, selectinload
 
 from ..clock import utcnow
@@ -18,6 +21,8 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 CHART_DAYS = 14
+COUNT_CAP = 1000  # counts per status stop here ("1,000+"): each costs at most this many index entries
+COUNT_WINDOW = 5000  # with a search or a date range, the matching events counted at most
 EVENT_ID = re.compile(r"evt_[0-9a-f]{1,36}")
 
 
@@ -27,24 +32,40 @@ class InvalidFilter(DomainError):
 
 @dataclass(frozen=True)
 class Filters:
-    """What the log is narrowed to; None means any (the page shows every agent x environment, the API one)."""
+    """What the log is narrowed to; None means any (the page shows every agent x environment, the API one).
+
+    event_id and escalation_id come from the page's Search; since and until are UTC days, both included.
+    """
 
     status: str | None = None
     event_type: str | None = None
     agent_id: str | None = None
     environment: str | None = None
+    event_id: str | None = None
+    escalation_id: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def search(self) -> str:
+        """What the Search field holds: the event id or escalation id searched for, or ""."""
+        return self.event_id or self.escalation_id or ""
 
     def as_args(self) -> dict[str, str]:
         """The page's filters as query-string arguments (unset ones left out), for links that keep them."""
-        return {k: v for k, v in (("status", self.status), ("event_type", self.event_type)) if v}
+        args = {"q": self.search, "agent": self.agent_id, "env": self.environment, "status": self.status,
+                "event_type": self.event_type, "from": self.since and self.since.isoformat(),
+                "to": self.until and self.until.isoformat()}
+        return {k: v for k, v in args.items() if v}
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of the log, newest first, and the id to continue from when there are older events."""
+    """One page of the log, newest first, and the ids to continue from when there are older or newer events."""
 
     events: list[Event]
     older_than: str | None
+    newer_than: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,9 +78,9 @@ class DayCount:
 
 
 def parse_filters(args, agent_id: str | None = None, environment: str | None = None) -> tuple[Filters, str | None]:
-    """Check the log's query-string filters and `before` cursor; raises InvalidFilter with a clear message.
+    """Check the log's status and event-type filters and `before` cursor; raises InvalidFilter with a clear message.
 
-    agent_id and environment narrow the log to one pair (the API's path); the page leaves them unset.
+    agent_id and environment narrow the log to one pair (the API's path); log_query.parse_log_args reads the page's.
     """
     status = args.get("status") or None
     event_type = args.get("event_type") or None
@@ -74,23 +95,89 @@ def parse_filters(args, agent_id: str | None = None, environment: str | None = N
     return Filters(status, event_type, agent_id, environment), before
 
 
-def list_events(filters: Filters, before: str | None = None, limit: int = PAGE_SIZE) -> Page:
-    """Events matching the filters, newest first, older than the `before` id (keyset paging, no OFFSET)."""
-    query = db.select(Event).options(defer(Event.body)).order_by(Event.id.desc()).limit(limit + 1)
-    if filters.status:
-        query = query.where(Event.status == filters.status)
-    if filters.event_type:
-        query = query.where(Event.event_type == filters.event_type)
-    if filters.agent_id is not None:
-        query = query.where(Event.agent_id == filters.agent_id)
-    if filters.environment is not None:
-        query = query.where(Event.environment == filters.environment)
-    if before:
-        query = query.where(Event.id < before)
-    events = list(db.session.scalars(query))
-    if len(events) > limit:
-        return Page(events[:limit], events[limit - 1].id)
-    return Page(events, None)
+def _where(query, filters: Filters):
+    """The query narrowed to the filters' events."""
+    for column, value in ((Event.status, filters.status), (Event.event_type, filters.event_type),
+                          (Event.agent_id, filters.agent_id), (Event.environment, filters.environment),
+                          (Event.id, filters.event_id), (Event.escalation_id, filters.escalation_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.since is not None:
+        query = query.where(Event.created_at >= datetime.combine(filters.since, time()))
+    if filters.until is not None:
+        query = query.where(Event.created_at < datetime.combine(filters.until + timedelta(days=1), time()))
+    return query
+
+
+def _any(filters: Filters, *conditions) -> bool:
+    """Whether some event matches the filters and the conditions (SELECT 1 … LIMIT 1: it stops at the first)."""
+    query = _where(db.select(literal_column("1")).select_from(Event), filters).where(*conditions).limit(1)
+    return db.session.scalar(query) is not None
+
+
+def list_events(filters: Filters, before: str | None = None, limit: int = PAGE_SIZE, after: str | None = None) -> Page:
+    """Events matching the filters, newest first, older than `before` or newer than `after` (keyset, no OFFSET)."""
+    query = _where(db.select(Event).options(defer(Event.body)), filters).limit(limit + 1)
+    if after:
+        rows = list(db.session.scalars(query.where(Event.id > after).order_by(Event.id.asc())))
+        events = rows[:limit][::-1]
+        newer = len(rows) > limit
+        older = bool(events) and _any(filters, Event.id < events[-1].id)
+    else:
+        if before:
+            query = query.where(Event.id < before)
+        events = list(db.session.scalars(query.order_by(Event.id.desc())))
+        older = len(events) > limit
+        events = events[:limit]
+        newer = before is not None and bool(events) and _any(filters, Event.id > events[0].id)
+    return Page(events, events[-1].id if older else None, events[0].id if newer else None)
+
+
+@dataclass(frozen=True)
+class StatusCounts:
+    """Events per status for the Status select; `partial`: only a window of the matching events was counted."""
+
+    counts: dict[str, int]
+    cap: int
+    partial: bool = False
+
+    @property
+    def over_cap(self) -> bool:
+        """Whether some count stopped at the cap."""
+        return any(n > self.cap for n in self.counts.values())
+
+    def label(self, status: str) -> str:
+        """"3", "1,000+" above the cap, "3+" (at least) when partial; "" when there is nothing to say."""
+        n = self.counts.get(status, 0)
+        if n > self.cap:
+            return f"{self.cap:,}+"
+        if self.partial:
+            return f"{n:,}+" if n else ""
+        return f"{n:,}"
+
+
+def status_counts(filters: Filters, cap: int = COUNT_CAP, window: int = COUNT_WINDOW) -> StatusCounts:
+    """Events per status under the other filters, each counted up to `cap`, for the Status select.
+
+    With a search or a date range the counting follows their index (primary key, escalation, created_at) through at
+    most `window` matching events: exact below that, at least beyond. Otherwise one statement of capped subqueries,
+    each reading at most cap + 1 matches from ix_events_due (status first), so the counts cost about the same on a
+    log of a thousand events or a million.
+    """
+    others = replace(filters, status=None)
+    if filters.search or filters.since or filters.until:
+        seen = list(db.session.scalars(_where(db.select(Event.status), others).limit(window)))
+        return StatusCounts(Counter(seen), cap, partial=len(seen) == window)
+    counts = []
+    for status in STATUSES:
+        capped = _where(db.select(literal_column("1")).select_from(Event), replace(others, status=status))
+        counts.append(db.select(func.count()).select_from(capped.limit(cap + 1).subquery()).scalar_subquery())
+    return StatusCounts(dict(zip(STATUSES, db.session.execute(db.select(*counts)).one(), strict=True)), cap)
+
+
+def search_found(filters: Filters) -> bool:
+    """Whether what Search names is in the log at all (other filters aside), to say which way nothing matched."""
+    return _any(Filters(event_id=filters.event_id, escalation_id=filters.escalation_id))
 
 
 def get_event(event_id: str) -> Event | None:
@@ -98,6 +185,14 @@ def get_event(event_id: str) -> Event | None:
     return db.session.scalar(
         db.select(Event).where(Event.id == event_id).options(selectinload(Event.attempts))
     )
+
+
+def pretty_body(body: bytes) -> str | None:
+    """The body as indented JSON for reading (never for verifying: the bytes sent differ), or None if not JSON."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return None
 
 
 def daily_outcomes(days: int = CHART_DAYS, now: datetime | None = None) -> list[DayCount]:

@@ -4,35 +4,56 @@ from flask_login import current_user, login_required
 
 from ..auth.login import require_role
 from ..engine.models import EVENT_TYPES, STATUSES
-from ..settings.service import debugger_keys, get_settings
-from . import queries, service
+from ..settings.service import all_settings, debugger_keys, get_settings
+from . import log_query, queries, service
 from .debugger import diagnose
 
 bp = Blueprint("deliveries", __name__)
+bp.add_app_template_filter(queries.pretty_body, "pretty_json")  # the event page's (also after a debugger check)
 
 
 @bp.get("/deliveries")
 @login_required
 def index():
-    """The delivery log, newest first, filtered by status and event type, paged by event id."""
+    """The delivery log, newest first: Search, filters with counts per status, paged both ways by event id."""
+    pairs = [(s.agent_id, s.environment) for s in all_settings()]
     try:
-        filters, before = queries.parse_filters(request.args)
+        filters, cursor = log_query.parse_log_args(request.args, pairs)
     except queries.InvalidFilter as exc:
-        return render_template("error.html", message=str(exc), status=400), 400
+        return _render_log(queries.Filters(), None, pairs, error=exc), 400
+    page = queries.list_events(filters, cursor.before, after=cursor.after)
+    return _render_log(filters, page, pairs, paged=cursor != log_query.Cursor())
+
+
+def _render_log(filters, page, pairs, *, error=None, paged=False):
+    """The log page; on a refused filter (error) the form keeps what was typed and no events are listed."""
+    args = filters.as_args()
+    links, counts, found = {}, None, True
+    if page is not None:
+        links = {
+            "newest": url_for(".index", **args) if paged else None,
+            "newer": url_for(".index", after=page.newer_than, **args) if page.newer_than else None,
+            "older": url_for(".index", before=page.older_than, **args) if page.older_than else None,
+        }
+        counts = queries.status_counts(filters)
+        found = bool(page.events) or not filters.search or queries.search_found(filters)
+    form = request.args.to_dict() if error else dict(args)  # what the fields show: as typed when refused
+    if "pair" not in form and (form.get("agent") or form.get("env")):
+        form["pair"] = f"{form.get('agent', '')}/{form.get('env', '')}"
     days = queries.daily_outcomes()
     dispatcher = current_app.extensions["qlar_dispatcher"]
     return render_template(
         "deliveries/index.html", health=queries.queue_health(dispatcher.schedule, dispatcher.timeout),
-        page=queries.list_events(filters, before), filters=filters, paging=before is not None,
-        statuses=STATUSES, event_types=EVENT_TYPES, days=days,
-        peak=max([1] + [max(d.succeeded, d.failed) for d in days]),
+        page=page, filters=filters, form=form, error=error, links=links, counts=counts, window=queries.COUNT_WINDOW,
+        found=found, filtered=bool(args) or error is not None, pairs=pairs, statuses=STATUSES,
+        event_types=EVENT_TYPES, days=days, peak=max([1] + [max(d.succeeded, d.failed) for d in days]),
     )
 
 
 @bp.get("/deliveries/<event_id>")
 @login_required
 def event(event_id: str):
-    """One event: its frozen body and every attempt, in order."""
+    """One event: its frozen body (exact and pretty-printed) and every attempt, the latest open."""
     found = queries.get_event(event_id)
     if found is None:
         abort(404)

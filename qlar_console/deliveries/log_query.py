@@ -1,0 +1,83 @@
+"""The Deliveries page's query string: Search (an event or escalation id), agent · environment, From and To days
+and a cursor either way, on top of the status and event-type rules the API shares (queries.parse_filters)."""
+import logging
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+
+from .queries import EVENT_ID, Filters, InvalidFilter, parse_filters
+
+log = logging.getLogger(__name__)
+
+ESCALATION_ID = re.compile(r"esc-[0-9A-Za-z_-]{1,36}")  # esc- and 12 hex digits (escalations.service), or bench ids
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of the log starts: events older than `before`, or newer than `after` (neither: the newest)."""
+
+    before: str | None = None
+    after: str | None = None
+
+
+def parse_log_args(args, pairs: list[tuple[str, str]]) -> tuple[Filters, Cursor]:
+    """The Deliveries page's query string: parse_filters' rules, Search (q), agent · environment, From and To days,
+    and a cursor either way; raises InvalidFilter naming the field. pairs: every (agent, environment) there is."""
+    filters, before = parse_filters(args)
+    after = args.get("after") or None
+    if after is not None and not EVENT_ID.fullmatch(after):
+        raise InvalidFilter(f"{after!r} is not an event id (evt_…): follow the Newer link to page forward.", "after")
+    if before and after:
+        raise InvalidFilter("A page starts before an event or after one, not both: use the page links.", "after")
+    agent_id, environment = _pair(args, pairs)
+    event_id, escalation_id = _search(args.get("q"))
+    since, until = _day(args, "from", "From"), _day(args, "to", "To")
+    if since and until and since > until:
+        raise InvalidFilter(f"From ({since}) is after To ({until}): swap them.", "from")
+    return replace(filters, agent_id=agent_id, environment=environment, event_id=event_id,
+                   escalation_id=escalation_id, since=since, until=until), Cursor(before, after)
+
+
+def _pair(args, pairs: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """The agent · environment select (pair=AGENT/ENV) or the home page's links (agent=…&env=…)."""
+    if "pair" in args:
+        value = args["pair"].strip()
+        agent_id, _, environment = value.partition("/")
+    else:
+        agent_id, environment = (args.get("agent") or "").strip(), (args.get("env") or "").strip()
+        value = f"{agent_id}/{environment}" if agent_id or environment else ""
+    if not value:
+        return None, None
+    if (agent_id, environment) not in pairs:
+        raise InvalidFilter(f"Unknown agent · environment {value!r}: choose one from the Agent · environment list.",
+                            "pair")
+    return agent_id, environment
+
+
+def _search(value: str | None) -> tuple[str | None, str | None]:
+    """Search: an event id finds that event, an escalation id that escalation's events."""
+    value = (value or "").strip()
+    if not value:
+        return None, None
+    if EVENT_ID.fullmatch(value):
+        return value, None
+    if ESCALATION_ID.fullmatch(value):
+        return None, value
+    shown = value if len(value) <= 60 else value[:60] + "…"
+    raise InvalidFilter(f"Search takes an event id (evt_…) or an escalation id (esc-…); {shown!r} is neither.", "q")
+
+
+def _day(args, name: str, label: str) -> date | None:
+    """A From or To day (YYYY-MM-DD), or None when left empty."""
+    value = (args.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        if not DAY.fullmatch(value):
+            raise ValueError
+        return date.fromisoformat(value)
+    except ValueError:
+        shown = value if len(value) <= 30 else value[:30] + "…"
+        raise InvalidFilter(f"{label} must be a date written YYYY-MM-DD, such as 2024-05-31; got {shown!r}.",
+                            name) from None
