@@ -91,6 +91,8 @@ def test_every_page_fits_and_passes_axe(browser, site, width, scheme):
     for name, path in PAGES.items():
         look(name, path.format(event_id=event_id))
     page.goto(PAGES["escalation"])
+    if SHOTS:  # the README's close-ups
+        page.get_by_role("region", name="Webhook Notifications").screenshot(path=f"{SHOTS}/card-{width}-{scheme}.png")
     page.get_by_role("button", name="Regenerate Key").click()
     look("regenerate-dialog", None)
     look("receiver", f"{receiver}/")
