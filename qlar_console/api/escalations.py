@@ -117,19 +117,6 @@ def escalation_document(escalation) -> dict:
     }
 
 
-def job_document(job) -> dict:
-    """A simulate job as any process reads it (an abandoned one reads as failed)."""
-    status, error = jobs.status_of(job)
-    summary = job.summary and {"flows": job.summary["flows"], "events": job.summary["events"],
-                               "delivered": job.summary["delivered"], "failed": job.summary["failed"],
-                               "pending": job.summary["pending"], "p50Ms": job.summary["p50_ms"],
-                               "p99Ms": job.summary["p99_ms"]}
-    return {"id": job.id, "agentId": job.agent_id, "environment": job.environment, "status": status,
-            "flows": job.flows, "flowsDone": job.flows_done, "rate": job.rate, "waitSeconds": job.wait_seconds,
-            "createdBy": job.created_by, "startedAt": job.started_at, "finishedAt": job.finished_at,
-            "error": error, "summary": summary}
-
-
 def lifecycle(change) -> dict:
     """Run a service call and show the escalation; a refusal (a problem: 404, 409 or 422) leaves nothing half-done."""
     try:
@@ -204,7 +191,7 @@ def release(escalation_id: str):
 def simulate(body: dict, agent_id: str, env: str):
     """Start a simulate job: synthetic flows at a rate, then a delivery summary; poll the job it returns."""
     job = jobs.start_job(agent_id, env, body["flows"], body["rate"], body["waitSeconds"], actor=actor())
-    return job_document(job), 202, {"Location": url_for("Escalations.read_job", job_id=job.id)}
+    return jobs.job_document(job), 202, {"Location": url_for("Escalations.read_job", job_id=job.id)}
 
 
 @bp.route("/jobs/<job_id>", methods=["GET"])
@@ -213,7 +200,7 @@ def simulate(body: dict, agent_id: str, env: str):
 @bp.alt_response(404, response="NOT_FOUND")
 def read_job(job_id: str):
     """Read a simulate job: its progress, then its delivery summary."""
-    return job_document(_job_or_404(job_id))
+    return jobs.job_document(_job_or_404(job_id))
 
 
 @bp.route("/jobs/<job_id>/cancel", methods=["POST"])
@@ -223,7 +210,7 @@ def read_job(job_id: str):
 @bp.alt_response(409, response="CONFLICT")
 def cancel_job(job_id: str):
     """Cancel a simulate job that is still running; the flows it already ran stay."""
-    return job_document(jobs.cancel_job(_job_or_404(job_id), actor()))
+    return jobs.job_document(jobs.cancel_job(_job_or_404(job_id), actor()))
 
 
 def _job_or_404(job_id: str):

@@ -236,3 +236,16 @@ def _fail(job_id: str, exc: Exception) -> None:
     except Exception:  # the database itself is gone: readers will see the job as abandoned
         db.session.rollback()
         log.exception("could not record the failure of simulate job %s", job_id)
+
+
+def job_document(job) -> dict:
+    """A simulate job as any process reads it (an abandoned one reads as failed)."""
+    status, error = status_of(job)
+    summary = job.summary and {"flows": job.summary["flows"], "events": job.summary["events"],
+                               "delivered": job.summary["delivered"], "failed": job.summary["failed"],
+                               "pending": job.summary["pending"], "p50Ms": job.summary["p50_ms"],
+                               "p99Ms": job.summary["p99_ms"]}
+    return {"id": job.id, "agentId": job.agent_id, "environment": job.environment, "status": status,
+            "flows": job.flows, "flowsDone": job.flows_done, "rate": job.rate, "waitSeconds": job.wait_seconds,
+            "createdBy": job.created_by, "startedAt": job.started_at, "finishedAt": job.finished_at,
+            "error": error, "summary": summary}

@@ -3,11 +3,11 @@
 Editors also start simulate jobs here (Flows, Rate, Simulate): the API's job, polled as JSON by app.js.
 """
 import logging
+from datetime import datetime
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..api.escalations import JobSchema, job_document
 from ..auth.login import require_role
 from ..extensions import db
 from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
@@ -58,7 +58,8 @@ def _page_url(agent_id: str, environment: str) -> str:
 
 def simulation_state(job) -> dict:
     """A simulate job as the API shows it, plus its live counts and, once finished, the summary lines the CLI prints."""
-    document = JobSchema().dump(job_document(job))
+    document = {name: value.isoformat() + "Z" if isinstance(value, datetime) else value
+                for name, value in jobs.job_document(job).items()}  # the API's document, in JSON
     summary = Summary(**job.summary) if job.summary else None
     progress = ({"events": summary.events, "delivered": summary.delivered, "failed": summary.failed,
                  "pending": summary.pending} if summary else jobs.live_counts(job))
