@@ -1,9 +1,13 @@
 """Layered configuration: defaults, then instance/config.py, then QLAR_* environment variables."""
+import logging
 import os
 import secrets
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_CA_DIR = "ca"  # instance/ca/: the local CA `flask qlar demo` makes for the reference receiver
@@ -23,6 +27,12 @@ class Defaults:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # token lives as long as the session
 
+    # Accounts (auth/): login throttle, session lifetime, second factor
+    LOGIN_RATE_LIMIT = "20 per minute"  # failed logins per username and per client address (Flask-Limiter notation)
+    SESSION_IDLE_MINUTES = 30  # a session unused this long ends
+    SESSION_MAX_HOURS = 12  # a session ends this long after its login, used or not
+    REQUIRE_2FA = ""  # "admin": admins must enrol a second factor before using any page
+
     # Delivery (DESIGN.md "Delivery semantics")
     WORKER = "embedded"  # "external": no dispatcher thread in the web process; run `flask qlar worker`
     DISPATCHER_THREADS = 4  # sender threads: they only wait on the network, so a few are cheap
@@ -33,9 +43,16 @@ class Defaults:
     SLOWDOWN_SECONDS = 60
     CA_BUNDLE: str | None = None
     ALLOW_PRIVATE_TARGETS = False
+    RESOLVE_TIMEOUT_SECONDS = 2.0  # Save looks the webhook host up this long, to warn of private addresses; 0: never
     TRACE_RETENTION_DAYS = 7
     POLL_SECONDS = 2.0  # fallback when a wake-up cannot arrive
     METRICS_TOKEN: str | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
+    METRICS_PUBLIC = False  # production serves /metrics only with METRICS_TOKEN, unless this is set
+
+    # Reference receiver (flask qlar receiver, flask qlar serve --receiver-port): replay safety
+    RECEIVER_TOLERANCE_SECONDS = 300  # refuse a Standard Webhooks webhook-timestamp further from now
+    RECEIVER_DEDUPE_DAYS = 7  # processed event ids kept (longer than RETRY_SCHEDULE), across restarts
+    RECEIVER_DEDUPE_DB: str | None = None  # their SQLite file; default instance/receiver-events.db
 
     # JSON API (/api/v1)
     API_RATE_LIMIT = "600 per minute"  # per token; Flask-Limiter notation
@@ -67,6 +84,7 @@ def load_config(app: Flask, overrides: dict | None) -> None:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     _ensure_secret_key(app)
     app.config["TRUSTED_CAS"] = trusted_cas(app)
+    create_database_file(app)
 
 
 def trusted_cas(app: Flask) -> list[str]:
@@ -102,7 +120,38 @@ def read_or_create_key_file(path: Path, make) -> str:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        make_private(path)
         return path.read_text().strip()
     with os.fdopen(fd, "w") as fh:
         fh.write(make() + "\n")
     return path.read_text().strip()
+
+
+def create_database_file(app: Flask) -> None:
+    """Create the SQLite database file 0600 before SQLite (or `flask db upgrade`) would create it 0644.
+
+    The file holds the encrypted webhook keys, password hashes and token hashes. SQLite gives its
+    -wal, -shm and -journal files the database file's mode.
+    """
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:") or url.database.startswith("file:"):
+        return
+    path = Path(app.instance_path) / url.database  # Flask-SQLAlchemy reads a relative path in instance/
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for existing in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
+            make_private(existing)
+    except OSError:  # no such directory, or not ours to create: SQLite says so at the first query (/readyz)
+        pass
+
+
+def make_private(path: Path) -> None:
+    """Take group and other access away from an existing file of ours (one made before files were 0600)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+            log.warning("%s was readable by others (mode %o): now %o", path, mode, mode & 0o700)
+    except OSError:  # absent, or not ours: leave it
+        pass

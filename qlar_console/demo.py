@@ -5,8 +5,9 @@ from flask import Flask
 from .auth.models import User
 from .auth.service import create_user
 from .extensions import db
-from .receiver.app import create_receiver_app, serve_receiver_in_thread
+from .receiver.app import create_receiver_app, receiver_options, serve_receiver_in_thread
 from .receiver.certs import ensure_local_ca
+from .receiver.store import InvalidReceiverSetting
 from .settings.service import SettingsChange, add_agent, all_settings, get_settings, save_settings, signing_secrets
 
 DEMO_AGENT = "agent-123"
@@ -38,7 +39,10 @@ def start_reference_receiver(app: Flask, port: int = RECEIVER_PORT):
     webhooks that point at it; returns the server (call .shutdown() to stop it)."""
     prefix = f"https://127.0.0.1:{port}/"
     keys = [key for s in all_settings() if (s.webhook_url or "").startswith(prefix) for key in signing_secrets(s)]
-    receiver = create_receiver_app(keys)
+    try:
+        receiver = create_receiver_app(keys, **receiver_options(app))
+    except InvalidReceiverSetting as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         server, _ = serve_receiver_in_thread(receiver, "127.0.0.1", port, ensure_local_ca(app.instance_path))
     except OSError as exc:

@@ -5,12 +5,18 @@ Two header forms sign the same raw body bytes:
 - Standard Webhooks: webhook-signature "v1," + base64 HMAC-SHA256(key = base64-decoded part after
   whsec_, msg = "{webhook-id}.{webhook-timestamp}.{body}").
 During a rotation grace period both keys sign: comma-separated (X-Qlar) or space-separated (v1) values.
+
+The dispatcher (engine/request.py) signs each try afresh; the reference receiver (receiver/webhook.py)
+verifies with the verify_* functions and refuses a webhook-timestamp outside its window (timestamp_problem).
 """
 import base64
 import hashlib
 import hmac
+import time
 
 from .crypto import SECRET_PREFIX
+
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds until the year 33658; longer is not a timestamp
 
 
 def qlar_signature(secret: str, body: bytes) -> str:
@@ -18,7 +24,7 @@ def qlar_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def standard_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+def standard_signature(secret: str, msg_id: str, timestamp: int | str, body: bytes) -> str:
     """Standard Webhooks v1 signature for one key."""
     key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     signed = f"{msg_id}.{timestamp}.".encode() + body
@@ -42,3 +48,28 @@ def verify_qlar_signature(secrets: list[str], body: bytes, header: str | None) -
     offered = [value.strip() for value in header.split(",") if value.strip()]
     expected = [qlar_signature(s, body) for s in secrets]
     return any(hmac.compare_digest(o.encode(), e.encode()) for o in offered for e in expected)
+
+
+def verify_standard_signature(secrets: list[str], msg_id: str, timestamp: str, body: bytes,
+                              header: str | None) -> bool:
+    """True when any v1 value of a webhook-signature header matches any key over id.timestamp.body (constant time).
+
+    `timestamp` is the webhook-timestamp header's text, as signed; values of other versions are ignored.
+    """
+    if not header:
+        return False
+    offered = [value for value in header.split() if value.startswith("v1,")]
+    expected = [standard_signature(s, msg_id, timestamp, body) for s in secrets]
+    return any(hmac.compare_digest(o.encode(), e.encode()) for o in offered for e in expected)
+
+
+def timestamp_problem(header: str | None, tolerance_seconds: float, now: float | None = None) -> str | None:
+    """Why a webhook-timestamp is refused (not Unix seconds, or more than `tolerance_seconds` from now), else None."""
+    text = (header or "").strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_TIMESTAMP_DIGITS):
+        return "webhook-timestamp is not a Unix time in seconds"
+    offset = int(text) - int(time.time() if now is None else now)  # whole seconds, as the header counts
+    if abs(offset) <= tolerance_seconds:
+        return None
+    where = f"{-offset} s old" if offset < 0 else f"{offset} s in the future"
+    return f"webhook-timestamp is {where}, more than the {tolerance_seconds:g} s allowed: a possible replay"

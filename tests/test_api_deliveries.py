@@ -204,7 +204,7 @@ def test_check_reports_the_failures_then_429_with_retry_after(delivery_app, rece
     check = response.get_json()
     assert check["passed"] is False and check["url"] == receiver.url and check["ranBy"] == "editor"
     assert check["agentId"] == "agent-123" and check["environment"] == "production" and check["ranAt"].endswith("Z")
-    assert [r["number"] for r in check["rules"]] == [1, 2, 3, 4, 5, 6, 7, 8, 10]  # 9: no expired key to try
+    assert [r["number"] for r in check["rules"]] == [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]  # 9: no expired key to try
     for rule in check["rules"]:
         assert set(rule) == {"number", "rule", "required", "passed", "sent", "got", "fix"}
         assert (rule["fix"] is None) == rule["passed"]

@@ -1,5 +1,6 @@
 """Receiver conformance check against the reference receiver and against deliberately broken receivers."""
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -85,7 +86,9 @@ def test_reference_receiver_passes_every_rule(reference):
         receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
     check = _check(app)
     assert check.passed and _failed(check) == set()
-    assert [r["number"] for r in check.results] == list(range(1, 11))
+    assert [r["number"] for r in check.results] == list(range(1, 12))
+    assert [r["number"] for r in check.results if not r["required"]] == [10, 11]
+    assert next(r for r in check.results if r["number"] == 11)["passed"]  # it refuses an hour-old timestamp
     traces = receiver_app.test_client().get("/traces.json").json["traces"]
     assert traces and {t["event_type"] for t in traces} <= {CHECK_EVENT, None}  # nothing a receiver acts on
     assert not any(t["outcome"] == "processed" for t in traces)
@@ -146,7 +149,7 @@ def test_check_from_the_card_and_the_cli(delivery_app, receiver):
     result = delivery_app.test_cli_runner().invoke(args=["qlar", "check-receiver", *ENV, "--json"])
     assert result.exit_code == 1
     scorecard = json.loads(result.output)
-    assert scorecard["passed"] is False and [r["number"] for r in scorecard["rules"] if not r["passed"]] == [7]
+    assert scorecard["passed"] is False and [r["number"] for r in scorecard["rules"] if not r["passed"]] == [7, 11]
 
 
 @pytest.mark.parametrize(("status", "lead"), [
@@ -174,3 +177,19 @@ def test_mixed_answers_get_no_single_diagnosis(delivery_app, receiver):
     receiver.respond = _receiver_like(keys, get_ok=True)
     with delivery_app.app_context():
         assert check_receiver(get_settings(*ENV), "editor").diagnosis is None
+
+
+def test_a_receiver_without_a_time_window_gets_advice_not_a_failure(delivery_app, receiver):
+    """Verifying X-Qlar-Signature alone passes every required rule; rule 11 advises a webhook-timestamp check."""
+    def keys():
+        with delivery_app.app_context():
+            return signing_secrets(get_settings(*ENV))
+
+    receiver.respond = _receiver_like(keys)
+    check = _check(delivery_app)
+    assert check.passed and _failed(check) == set()
+    stale = next(r for r in check.results if r["number"] == 11)
+    assert (stale["required"], stale["passed"]) == (False, False) and stale["got"].startswith("HTTP 200")
+    assert "refuse a webhook-timestamp more than 5 minutes from now" in stale["fix"]
+    stamps = [int(r.headers["Webhook-Timestamp"]) for r in receiver.requests if "Webhook-Timestamp" in r.headers]
+    assert [round((time.time() - stamp) / 60) for stamp in stamps].count(60) == 1  # one probe, signed an hour ago

@@ -123,6 +123,6 @@ def test_check_receiver_from_the_card(browser, stack):
     url.fill(saved)
     expect(stale).to_be_hidden()
     scorecard = page.get_by_role("table", name="Scorecard for")
-    expect(scorecard.get_by_role("row")).to_have_count(10)  # header + rules 1-8 and 10 (no previous key: no 9)
+    expect(scorecard.get_by_role("row")).to_have_count(11)  # header + rules 1-8, 10, 11 (no previous key: no 9)
     expect(scorecard.get_by_role("cell", name="Fail", exact=True)).to_have_count(0)
     context.close()

@@ -5,6 +5,7 @@ import re
 import socket
 import stat
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -364,7 +365,8 @@ def test_over_real_https_with_the_local_ca(tmp_path):
         with requests.Session() as session:
             ca = str(paths.ca_cert)  # per request: REQUESTS_CA_BUNDLE would override session.verify
             body = json.dumps(event()).encode()
-            headers = {"Content-Type": "application/json", **signature_headers([KEY], "evt_0001", 1, body)}
+            headers = {"Content-Type": "application/json",
+                       **signature_headers([KEY], "evt_0001", int(time.time()), body)}
             response = session.post(f"{base}/webhook", data=body, headers=headers, timeout=5, verify=ca)
             assert (response.status_code, response.json()) == (200, {"status": "processed"})
             assert session.get(f"{base}/webhook", timeout=5, verify=ca).status_code == 405
@@ -390,7 +392,7 @@ def test_the_receiver_keeps_the_connection_alive_across_posts(tmp_path):
             for number in (1, 2):
                 body = json.dumps(event(eventId=f"evt_{number}", sequence=number)).encode()
                 headers = {"Content-Type": "application/json",
-                           **signature_headers([KEY], f"evt_{number}", number, body)}
+                           **signature_headers([KEY], f"evt_{number}", int(time.time()), body)}
                 response = session.post(f"https://127.0.0.1:{server.server_port}/webhook", data=body,
                                         headers=headers, timeout=5, verify=str(paths.ca_cert))
                 assert (response.status_code, response.json()) == (200, {"status": "processed"})

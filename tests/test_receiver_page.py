@@ -123,3 +123,13 @@ def test_receiver_page_in_the_browser(browser, rapp):
             context.close()
         server.shutdown()
         thread.join(timeout=5)
+
+
+def test_the_page_says_how_replays_are_handled(tmp_path):
+    durable = create_receiver_app([generate_secret()], tolerance_seconds=120, seen_path=tmp_path / "seen.db",
+                                  seen_days=7).test_client().get("/").get_data(as_text=True)
+    assert "<h2 id=\"replay-title\">Replay safety</h2>" in durable
+    assert "is more than 120 s from now, past or future" in durable and "within\n          120 s of now" in durable
+    assert "no time window can apply to it" in durable and "Processed ids are kept 7 days on disk" in durable
+    in_memory = create_receiver_app([generate_secret()]).test_client().get("/").get_data(as_text=True)
+    assert "Processed ids are kept in memory only: a restart forgets them." in in_memory

@@ -6,6 +6,7 @@ receiver acts on, and goes through the engine's request builder and Sender (SSRF
 import json
 import math
 import secrets
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -25,6 +26,7 @@ from .models import ReceiverCheck
 CHECK_EVENT = "qlar.conformance_check"
 MIN_INTERVAL = timedelta(seconds=10)
 REFUSED = (401, 403)
+STALE_SECONDS = 3600  # rule 11: a webhook-timestamp this old must be refused
 
 
 class CheckTooSoon(SettingsError):
@@ -105,8 +107,9 @@ class _Prober:
         self.outcomes: list[Outcome] = []
 
     def send(self, body: bytes, event_id: str, keys: list[str] | None, method: str = "POST",
-             signed_body: bytes | None = None) -> Outcome:
-        headers = build_request(event_id, CHECK_EVENT, body, keys or [], test="conformance", signed_body=signed_body)
+             signed_body: bytes | None = None, timestamp: int | None = None) -> Outcome:
+        headers = build_request(event_id, CHECK_EVENT, body, keys or [], test="conformance", signed_body=signed_body,
+                                timestamp=timestamp)
         outcome = self.sender.post(self.url, body, headers, method=method)
         self.outcomes.append(outcome)
         return outcome
@@ -177,6 +180,13 @@ def run_probes(sender: Sender, url: str, keys: list[str], agent_id: str, environ
          "the first probe's timing, TLS version and body size",
          "Answer quickly (queue slow work), keep TLS 1.2+, and reply with a short body.", required=False)
     results[-1].got = advisory
+    event_id, body = p.new_probe()
+    stale = p.send(body, event_id, keys, timestamp=int(time.time()) - STALE_SECONDS)
+    rule(11, "A probe whose webhook-timestamp is an hour old: refused with 401 or 403", stale,
+         stale.status in REFUSED, "POST signed correctly for a webhook-timestamp one hour ago",
+         "Verify webhook-signature and refuse a webhook-timestamp more than 5 minutes from now, so a captured "
+         "request cannot be replayed (qlar signs every retry afresh). X-Qlar-Signature alone cannot be given "
+         "a time window: then keep processed eventIds for longer than the retry schedule.", required=False)
     return results, diagnose_outcomes(p.outcomes)
 
 

@@ -3,6 +3,7 @@ import logging
 import secrets
 import socket
 import threading
+from pathlib import Path
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -11,25 +12,30 @@ from werkzeug.wsgi import LimitedStream
 
 from ..config import ROOT
 from ..crypto import install_log_redaction
+from ..engine.retry import parse_schedule
 from ..security import add_security_headers
 from .certs import CertPaths, ssl_context
-from .store import DEFAULT_RETENTION_SECONDS, DEFAULT_TRACE_CAPACITY, KeyRing, SeenEvents, TraceStore
+from .seen import DEFAULT_SEEN_DAYS, SeenEvents
+from .store import DEFAULT_RETENTION_SECONDS, DEFAULT_TRACE_CAPACITY, InvalidReceiverSetting, KeyRing, TraceStore
 from .views import bp
-from .webhook import receive
+from .webhook import DEFAULT_TOLERANCE_SECONDS, receive
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "qlar_receiver"
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_SEEN_FILE = "receiver-events.db"  # in the console's instance folder
 
 
 class ReceiverState:
-    """What one receiver holds: its keys, traces, processed event ids and the traces-page form token."""
+    """What one receiver holds: its keys, traces, processed event ids, time window and the traces-page form token."""
 
-    def __init__(self, keys: list[str], retention_seconds: float, capacity: int = DEFAULT_TRACE_CAPACITY):
+    def __init__(self, keys: list[str], retention_seconds: float, capacity: int = DEFAULT_TRACE_CAPACITY, *,
+                 tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS, seen: SeenEvents | None = None):
         self.keys = KeyRing(keys)
         self.traces = TraceStore(retention_seconds, capacity)
-        self.seen = SeenEvents()
+        self.seen = seen or SeenEvents()
+        self.tolerance_seconds = float(tolerance_seconds)
         self.form_token = secrets.token_urlsafe(32)  # per process: the form needs no cookie
 
     def set_keys(self, keys: list[str]) -> None:
@@ -39,12 +45,17 @@ class ReceiverState:
 
     def receive(self, body: bytes, headers) -> tuple[int, dict]:
         """Answer one webhook request and trace it."""
-        return receive(self.keys, self.seen, self.traces, body, headers)
+        return receive(self.keys, self.seen, self.traces, body, headers, tolerance_seconds=self.tolerance_seconds)
 
 
-def create_receiver_app(keys: list[str] | None = None,
-                        retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> Flask:
-    """Build a reference receiver holding `keys` and keeping traces for `retention_seconds`."""
+def create_receiver_app(keys: list[str] | None = None, retention_seconds: float = DEFAULT_RETENTION_SECONDS, *,
+                        tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS, seen_path: str | Path | None = None,
+                        seen_days: float = DEFAULT_SEEN_DAYS) -> Flask:
+    """Build a reference receiver holding `keys` and keeping traces for `retention_seconds`.
+
+    A Standard Webhooks timestamp further than `tolerance_seconds` from now is refused; processed event
+    ids are kept `seen_days` in the SQLite file `seen_path` (None: in memory, forgotten at exit).
+    """
     install_log_redaction()
     app = Flask(
         __name__,
@@ -53,11 +64,39 @@ def create_receiver_app(keys: list[str] | None = None,
         instance_path=str(ROOT / "instance"),
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions[EXTENSION] = ReceiverState(list(keys or []), retention_seconds)
+    seen = SeenEvents(seen_path, seen_days * 86400)
+    app.extensions[EXTENSION] = ReceiverState(list(keys or []), retention_seconds, tolerance_seconds=tolerance_seconds,
+                                              seen=seen)
     app.register_blueprint(bp)
     init_headers(app)
     init_errors(app)
     return app
+
+
+def receiver_options(console: Flask) -> dict:
+    """create_receiver_app's replay settings from the console's QLAR_RECEIVER_* configuration, checked."""
+    tolerance = _positive(console.config, "RECEIVER_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS)
+    days = _positive(console.config, "RECEIVER_DEDUPE_DAYS", DEFAULT_SEEN_DAYS)
+    path = console.config.get("RECEIVER_DEDUPE_DB") or Path(console.instance_path) / DEFAULT_SEEN_FILE
+    try:
+        retries = sum(parse_schedule(console.config.get("RETRY_SCHEDULE") or ""))
+    except ValueError:
+        retries = 0  # the dispatcher reports a bad schedule itself
+    if days * 86400 <= retries:
+        log.warning("QLAR_RECEIVER_DEDUPE_DAYS=%g is shorter than the retry schedule (%.1f days): a late retry "
+                    "or a replay after that would be processed again", days, retries / 86400)
+    return {"tolerance_seconds": tolerance, "seen_path": Path(path), "seen_days": days}
+
+
+def _positive(config, name: str, default: float) -> float:
+    value = config.get(name, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (0 < number < float("inf")) or isinstance(value, bool):
+        raise InvalidReceiverSetting(f"QLAR_{name} must be a positive number, not {value!r}.")
+    return number
 
 
 def receiver_state(app: Flask) -> ReceiverState:
@@ -85,18 +124,25 @@ def init_errors(app: Flask) -> None:
         message = f"method {request.method} is not allowed on {request.path}; use {allowed}"
         if request.path == "/webhook":
             message += " with a signed JSON body"
+        _log_refusal(405, f"use {allowed}")
         return jsonify(error=message), 405, {"Allow": allowed}
 
     @app.errorhandler(HTTPException)
     def http_error(error):
         if error.code == 404:
             return jsonify(error=f"nothing at {request.path}; webhooks go to POST /webhook"), 404
+        _log_refusal(error.code, error.description)
         return jsonify(error=error.description), error.code
 
     @app.errorhandler(Exception)
     def unexpected(error):
         log.exception("receiver error on %s %s", request.method, request.path)
         return jsonify(error="internal error in the receiver"), 500
+
+
+def _log_refusal(status: int, reason: str) -> None:
+    """One line per refused request (e.g. a body over the size limit): method, path and why, never the body."""
+    log.warning("%s %r refused with %s: %s", request.method[:16], request.path[:80], status, reason)
 
 
 class _RequestBody(LimitedStream):

@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..errors import one_line_errors
-from .app import create_receiver_app, make_receiver_server, receiver_state
+from .app import create_receiver_app, make_receiver_server, receiver_options, receiver_state
 from .certs import ensure_local_ca
 from .store import DEFAULT_RETENTION_SECONDS, InvalidReceiverKey, check_key
 
@@ -46,10 +46,13 @@ def _is_loopback(host: str) -> bool:
 @with_appcontext
 @one_line_errors
 def receiver_command(host, port, secret_file, retention):
-    """Run the reference receiver over HTTPS (certificate from instance/ca/) until interrupted."""
+    """Run the reference receiver over HTTPS (certificate from instance/ca/) until interrupted.
+
+    QLAR_RECEIVER_TOLERANCE_SECONDS, QLAR_RECEIVER_DEDUPE_DAYS and QLAR_RECEIVER_DEDUPE_DB set its replay safety.
+    """
     keys = [read_key_file(secret_file)] if secret_file else []
     paths = ensure_local_ca(current_app.instance_path)
-    app = create_receiver_app(keys, retention)
+    app = create_receiver_app(keys, retention, **receiver_options(current_app))
     try:
         server = make_receiver_server(app, host, port, paths)
     except OSError as exc:
@@ -60,6 +63,9 @@ def receiver_command(host, port, secret_file, retention):
     fingerprints = receiver_state(app).keys.fingerprints()
     click.echo(f"Verifying with the key {fingerprints[0]}." if fingerprints else
                "No key yet: every request gets 401 until you set one on the traces page or pass --secret-file.")
+    state = receiver_state(app)
+    click.echo(f"Replay safety: webhook-timestamp within {state.tolerance_seconds:g} s of now; processed event "
+               f"ids kept {state.seen.retention_seconds / 86400:g} days in {state.seen.path}.")
     if not _is_loopback(host):
         click.echo(f"Warning: {host} is not a loopback address; anyone who can reach it can read the traces "
                    "and replace the key.", err=True)

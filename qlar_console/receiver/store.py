@@ -1,10 +1,10 @@
-"""The receiver's in-memory state: held keys, request/response traces, and the event ids already processed."""
+"""The receiver's in-memory state: held keys and request/response traces (processed event ids: seen.py)."""
 import base64
 import binascii
 import hashlib
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -14,11 +14,14 @@ from ..errors import DomainError
 DEFAULT_RETENTION_SECONDS = 3600.0
 DEFAULT_TRACE_CAPACITY = 1000
 TRACE_PAGE_SIZE = 20
-SEEN_EVENT_CAPACITY = 100_000  # idempotency outlives the traces, but memory stays bounded
 
 
 class InvalidReceiverKey(DomainError):
     """A key that is not whsec_ followed by base64, as the console's Secret Key field shows it."""
+
+
+class InvalidReceiverSetting(DomainError):
+    """A QLAR_RECEIVER_* setting the receiver cannot run with."""
 
 
 def check_key(secret: str) -> str:
@@ -155,26 +158,3 @@ class TraceStore:
         while self._items and self._items[0][0] <= cutoff:
             self._items.popleft()
 
-
-class SeenEvents:
-    """The event ids already processed, so a retried delivery has no second side effect."""
-
-    def __init__(self, capacity: int = SEEN_EVENT_CAPACITY):
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def claim(self, event_id: str) -> bool:
-        """Atomically mark an id as processed; False when it already was."""
-        with self._lock:
-            if event_id in self._ids:
-                return False
-            self._ids[event_id] = None
-            while len(self._ids) > self.capacity:
-                self._ids.popitem(last=False)
-            return True
-
-    def release(self, event_id: str) -> None:
-        """Forget an id whose processing failed, so the sender's retry is processed."""
-        with self._lock:
-            self._ids.pop(event_id, None)

@@ -107,5 +107,8 @@ def _page(before: int | None = None, after: int | None = None) -> dict:
         "form_token": state.form_token,
         "retention_seconds": state.traces.retention_seconds,
         "capacity": state.traces.capacity,
+        "tolerance_seconds": state.tolerance_seconds,
+        "seen_days": state.seen.retention_seconds / 86400,
+        "seen_durable": state.seen.durable,
         "webhook_url": url_for(".webhook", _external=True),
     }

@@ -2,20 +2,33 @@
 import json
 import logging
 from collections.abc import Mapping
+from typing import NamedTuple
+
+from werkzeug.datastructures import Headers
 
 from ..crypto import redact
-from ..signing import verify_qlar_signature
-from .store import KeyRing, SeenEvents, Trace, TraceStore, utc_now_iso
+from ..signing import timestamp_problem, verify_qlar_signature, verify_standard_signature
+from .seen import SeenEvents
+from .store import KeyRing, Trace, TraceStore, utc_now_iso
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Qlar-Signature"
+STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+DEFAULT_TOLERANCE_SECONDS = 300.0
 VALID = "signature valid"
 MISSING_SIGNATURE = "rejected (401): missing signature"
 SIGNATURE_MISMATCH = "rejected (401): signature mismatch"
 BODY_EXCERPT_BYTES = 2048
 HIDDEN_HEADERS = {"authorization", "cookie", "proxy-authorization"}
 MAX_HEADER_CHARS = 1024
+
+
+class Refusal(NamedTuple):
+    """Why a request was refused with 401: the trace's verdict and the error answered and logged."""
+
+    verdict: str
+    error: str
 
 
 def _text(value, limit: int = 64) -> str:
@@ -81,33 +94,62 @@ def body_excerpt(body: bytes) -> str:
     return redact(text) + ("…" if len(body) > BODY_EXCERPT_BYTES else "")
 
 
+def signature_refusal(held: list[str], body: bytes, headers: Headers, tolerance_seconds: float,
+                      now: float | None = None) -> Refusal | None:
+    """Why the request is not signed by a held key in time (None: it is).
+
+    With webhook-signature or webhook-timestamp the request is in the Standard Webhooks form: all three
+    webhook-* headers, a timestamp within `tolerance_seconds` of now (past or future) and a v1 value from a
+    held key. Otherwise X-Qlar-Signature must match; it signs only the body, whose timestamp is when the
+    event happened, so no time window applies: the eventId de-duplication is its replay safety.
+    """
+    if "webhook-signature" in headers or "webhook-timestamp" in headers:
+        missing = [name for name in STANDARD_HEADERS if not headers.get(name, "").strip()]
+        if missing:
+            return Refusal(MISSING_SIGNATURE, f"missing {', '.join(missing)}")
+        stamp = headers["webhook-timestamp"].strip()
+        problem = timestamp_problem(stamp, tolerance_seconds, now)
+        if problem:
+            return Refusal(f"rejected (401): timestamp outside the {tolerance_seconds:g} s window", problem)
+        if not verify_standard_signature(held, headers["webhook-id"], stamp, body, headers["webhook-signature"]):
+            return Refusal(SIGNATURE_MISMATCH, "webhook-signature mismatch")
+        return None
+    signature = headers.get(SIGNATURE_HEADER, "").strip()
+    if not signature:
+        return Refusal(MISSING_SIGNATURE, f"missing {SIGNATURE_HEADER}")
+    if not verify_qlar_signature(held, body, signature):
+        return Refusal(SIGNATURE_MISMATCH, "signature mismatch")
+    return None
+
+
 def receive(keys: KeyRing, seen: SeenEvents, traces: TraceStore, body: bytes, headers: Mapping[str, str],
-            method: str = "POST", path: str = "/webhook") -> tuple[int, dict]:
+            method: str = "POST", path: str = "/webhook", *,
+            tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS) -> tuple[int, dict]:
     """Answer one webhook request (status, JSON body) and keep its trace."""
+    headers = Headers(headers)  # names are case-insensitive, whatever mapping came in
     trace = Trace(received_at=utc_now_iso(), method=method, path=path, verdict="", status=0,
                   event_type=headers.get("X-Qlar-Event"), event_id=headers.get("webhook-id"),
                   request_headers=safe_headers(headers))
-    status, answer = _answer(keys, seen, body, headers, trace)
+    status, answer = _answer(keys, seen, body, headers, trace, tolerance_seconds)
     trace.status = status
     trace.response_body = json.dumps(answer)
     traces.add(trace)
     return status, answer
 
 
-def _answer(keys: KeyRing, seen: SeenEvents, body: bytes, headers: Mapping[str, str],
-            trace: Trace) -> tuple[int, dict]:
+def _answer(keys: KeyRing, seen: SeenEvents, body: bytes, headers: Headers, trace: Trace,
+            tolerance_seconds: float) -> tuple[int, dict]:
     ref = repr(_text(headers.get("webhook-id") or "(no webhook-id)"))
-    signature = (headers.get(SIGNATURE_HEADER) or "").strip()
-    if not signature:
-        log.warning("webhook %s rejected: missing %s", ref, SIGNATURE_HEADER)
-        trace.verdict = MISSING_SIGNATURE
-        return 401, {"error": f"missing {SIGNATURE_HEADER}"}
     held = keys.keys()
-    if not verify_qlar_signature(held, body, signature):
-        why = "no key is set on the receiver" if not held else f"checked against {len(held)} key(s)"
-        log.warning("webhook %s rejected: signature mismatch (%d body bytes; %s)", ref, len(body), why)
-        trace.verdict = SIGNATURE_MISMATCH
-        return 401, {"error": "signature mismatch"}
+    refusal = signature_refusal(held, body, headers, tolerance_seconds)
+    if refusal:  # the reason only: never the body or a key
+        if refusal.verdict == SIGNATURE_MISMATCH:
+            why = "no key is set on the receiver" if not held else f"checked against {len(held)} key(s)"
+            log.warning("webhook %s rejected: %s (%d body bytes; %s)", ref, refusal.error, len(body), why)
+        else:
+            log.warning("webhook %s rejected: %s", ref, refusal.error)
+        trace.verdict = refusal.verdict
+        return 401, {"error": refusal.error}
 
     trace.body_excerpt = body_excerpt(body)
     payload, problem = parse_event(body)
