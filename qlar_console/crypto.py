@@ -104,6 +104,7 @@ def write_master_key_file(path: Path, keys: list[str]) -> None:
     """Atomically replace the development master key file (mode 0600)."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover .tmp keeps its old mode through O_CREAT
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(keys) + "\n")
     os.replace(tmp, path)

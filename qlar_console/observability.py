@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import case, func, select, text
 
 from .clock import utcnow
+from .config import is_development
 from .engine.housekeeping import live_workers
 from .engine.models import PENDING, STATUSES, Attempt, Event
 from .extensions import db
@@ -47,13 +48,34 @@ def readyz():
 @bp.get("/metrics")
 def metrics():
     """Prometheus metrics, computed from the database at scrape time (so any process can serve them)."""
-    token = current_app.config.get("METRICS_TOKEN")
-    offered = request.headers.get("Authorization", "")
-    if token and not hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
-        return Response("A bearer token is required for /metrics.\n", 401, {"WWW-Authenticate": "Bearer"})
+    refusal = metrics_refusal(current_app.config, request.headers.get("Authorization", ""),
+                              production=not is_development(current_app))
+    if refusal:
+        return refusal
     registry = CollectorRegistry()
     registry.register(_DatabaseCollector())
     return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def metrics_refusal(config, offered: str, *, production: bool) -> Response | None:
+    """Why this scrape is refused (401/403, saying what to set), or None when it may read the metrics.
+
+    With METRICS_TOKEN set, the scrape must send it as a bearer token. Without one, development serves
+    the metrics openly and production refuses them unless METRICS_PUBLIC is set.
+    """
+    token = config.get("METRICS_TOKEN")
+    if token:
+        if hmac.compare_digest(offered.encode(), f"Bearer {token}".encode()):
+            return None
+        return Response("/metrics needs the token set in QLAR_METRICS_TOKEN: send "
+                        "\"Authorization: Bearer <token>\" (Prometheus: authorization.credentials).\n",
+                        401, {"WWW-Authenticate": 'Bearer realm="metrics"'}, mimetype="text/plain")
+    if production and not config.get("METRICS_PUBLIC"):
+        return Response("/metrics is off in production until you choose: set QLAR_METRICS_TOKEN to a long "
+                        "random value and scrape with \"Authorization: Bearer <token>\", or set "
+                        "QLAR_METRICS_PUBLIC=1 to serve it to anyone who can reach this address.\n",
+                        403, mimetype="text/plain")
+    return None
 
 
 class _DatabaseCollector:

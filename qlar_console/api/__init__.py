@@ -23,10 +23,12 @@ from ..errors import DomainError
 from ..extensions import db
 from ..problems import MEDIA_TYPE, ProblemSchema, http_status, problem
 from ..security import csrf
+from .body import JsonBodyParser
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
+JSON_BODY_PARSER = JsonBodyParser()
 BEARER = {"bearer": []}
 
 
@@ -79,6 +81,7 @@ def api_blueprint(name: str, description: str, where: Callable[[str], dict | Non
     field in the request: {"pointer": "#/…"} in the body or {"parameter": "…"}, or None.
     """
     bp = Blueprint(name, __name__, url_prefix=PREFIX, description=description)
+    bp.ARGUMENTS_PARSER = JSON_BODY_PARSER  # bodies too large, too deep or not Unicode: 413 or 400, never a 500
     csrf.exempt(bp)
     limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api")(bp)
     bp.after_request(_audit_call)
@@ -115,6 +118,7 @@ def requires(scope: str):
             authorize(token, scope)
             return view(*args, **kwargs)
 
+        wrapped.required_scope = scope  # what the scope x role tests read
         wrapped._apidoc = apidoc = deepcopy(getattr(view, "_apidoc", {}))
         description = f"{inspect.cleandoc(view.__doc__ or '')}\n\nNeeds a token with the `{scope}` scope."
         apidoc.setdefault("manual_doc", {}).update(security=[BEARER], description=description)

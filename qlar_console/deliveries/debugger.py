@@ -101,7 +101,8 @@ def diagnose(signature: str, body: bytes, keys: dict, msg_id: str, timestamp: st
                 "the base64-decoded key (that is the Standard Webhooks form)": raw_key,
             }
             for form, wrong_key in wrong_forms.items():
-                if hmac.compare_digest(hmac.new(wrong_key, body, hashlib.sha256).hexdigest(), value.lower()):
+                if hmac.compare_digest(hmac.new(wrong_key, body, hashlib.sha256).hexdigest().encode(),
+                                       value.lower().encode()):  # bytes: a pasted non-ASCII value is no TypeError
                     return Verdict(None, f"Your signature was made with {form} of the {name} key: "
                                          "X-Qlar-Signature uses the whole whsec_… string exactly as copied.")
     elif timestamp is None:

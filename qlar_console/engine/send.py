@@ -1,4 +1,5 @@
 """One HTTP POST to a webhook endpoint: pooled, TLS-verified, never redirected, SSRF-guarded."""
+import ipaddress
 import logging
 import ssl
 import threading
@@ -10,6 +11,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
+
+from ..webhook_url import is_public_address
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,21 @@ class _Adapter(_SharedContext, HTTPAdapter):
 
 
 class _GuardedAdapter(_SharedContext, IPFilterAdapter):
-    """requests-hardened's SSRF guard: resolves, refuses private addresses, pins the checked IP."""
+    """requests-hardened's SSRF guard: resolves, refuses private addresses, pins the checked IP.
+
+    The pinned IP must also pass the console's own rule (webhook_url.is_public_address), which refuses
+    what the library lets through: IPv6 forms embedding an IPv4 address (::127.0.0.1), site-local.
+    """
 
     def __init__(self):
         super().__init__(is_https_proto=True, allow_loopback=False)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pinned = ipaddress.ip_address(host_params["host"].strip("[]").split("%")[0])
+        if not is_public_address(pinned):
+            raise InvalidIPAddress(pinned)
+        return host_params, pool_kwargs
 
 
 class Sender:

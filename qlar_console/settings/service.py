@@ -19,6 +19,7 @@ from .models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS, A
 log = logging.getLogger(__name__)
 
 GRACE_PERIODS = {"none": None, "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
+MAX_VERSION = 2**31 - 1  # the version column is a 32-bit integer on PostgreSQL
 
 
 class SettingsError(errors.DomainError):
@@ -101,7 +102,10 @@ def add_agent(agent_id: str, environments: list[str], actor: str) -> Agent:
 
 def save_settings(settings: EscalationSettings, change: SettingsChange, *, expected_version: int, actor: str):
     """Save the page if nobody saved since expected_version; returns the URL check (with its warning)."""
-    checked = check_webhook_url(change.webhook_url, enabled=change.webhook_enabled)
+    if not 0 < expected_version <= MAX_VERSION:  # past it, the database cannot even compare the number
+        raise SettingsError("The form's version is not valid: reload the page and try again.", "version")
+    checked = check_webhook_url(change.webhook_url, enabled=change.webhook_enabled,
+                                resolve_seconds=float(current_app.config["RESOLVE_TIMEOUT_SECONDS"]))
     unknown = set(change.trigger_conditions) - set(TRIGGER_CONDITIONS)
     if unknown:
         raise SettingsError(f"Unknown trigger condition: {sorted(unknown)[0]}.", "trigger_conditions")

@@ -7,7 +7,7 @@ from ..clock import utcnow
 from ..crypto import MASKED
 from ..deliveries import conformance
 from ..deliveries import service as deliveries
-from ..webhook_url import InvalidWebhookURL, check_webhook_url
+from ..webhook_url import PRIVATE_WARNING, InvalidWebhookURL, check_webhook_url
 from . import service
 from .forms import GRACE_CHOICES, RegenerateForm, SettingsForm
 
@@ -84,7 +84,7 @@ def escalation(agent_id: str, env: str):
         claim_timeout_minutes=form.claim_timeout_minutes.data,
     )
     try:
-        service.save_settings(settings, change, expected_version=expected, actor=current_user.username)
+        checked = service.save_settings(settings, change, expected_version=expected, actor=current_user.username)
     except service.Conflict as exc:
         flash(str(exc), "error")
         return _render(settings, form, pairs, status=409)  # now carries the newest version: Save again overwrites
@@ -95,6 +95,8 @@ def escalation(agent_id: str, env: str):
             flash(str(exc), "error")
         return _render(settings, form, pairs, version=expected, status=422)
     flash("Escalation settings saved", "success")
+    if checked.warning and checked.warning != PRIVATE_WARNING:  # found by a lookup the page does not redo
+        flash(checked.warning, "warning")
     return redirect(_page_url(settings))
 
 
