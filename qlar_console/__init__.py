@@ -51,12 +51,13 @@ def register_blueprints(app: Flask) -> None:
     """One blueprint per feature."""
     from .api import init_api
     from .audit.views import bp as audit_bp
+    from .auth.account import bp as account_bp
     from .auth.views import bp as auth_bp
     from .deliveries.views import bp as deliveries_bp
     from .escalations.views import bp as escalations_bp
     from .observability import bp as observability_bp
     from .settings.views import bp as settings_bp
 
-    for bp in (auth_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp, observability_bp):
+    for bp in (auth_bp, account_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp, observability_bp):
         app.register_blueprint(bp)
     init_api(app)

@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from .auth.cli import token_group
+from .auth.cli import token_group, user_group
 from .auth.models import ROLES
 from .auth.service import create_user
 from .clock import utcnow
@@ -31,6 +31,7 @@ from .worker import become_lean_worker
 qlar = AppGroup("qlar", help="qlar-console administration.")
 qlar.add_command(receiver_command)
 qlar.add_command(token_group)
+qlar.add_command(user_group)
 CLI_ACTOR = "cli"
 
 
@@ -45,8 +46,8 @@ def create_user_command(name, role, password_stdin):
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    create_user(name, role, password, actor=CLI_ACTOR)
-    click.echo(f"Created user {name} ({role}).")
+    user, _ = create_user(name, role, password, actor=CLI_ACTOR)
+    click.echo(f"Created user {user.username} ({role}).")
 
 
 @qlar.group("agent")

@@ -58,6 +58,8 @@ def make_app(tmp_path, **overrides):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'qlar.db'}",
         "INSTANCE_PATH": str(tmp_path),
         "WTF_CSRF_ENABLED": False,
+        "ARGON2_PROFILE": "CHEAPEST",  # new password hashes in microseconds (production: RFC_9106_LOW_MEMORY)
+        "RESOLVE_TIMEOUT_SECONDS": 0,  # Save looks no webhook host up in DNS; tests/test_ssrf.py turns it on
     }
     config.update(overrides)
     app = create_app(config)

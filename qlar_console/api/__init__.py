@@ -13,7 +13,6 @@ from copy import deepcopy
 from http import HTTPStatus
 
 from flask import Flask, current_app, g, render_template, request
-from flask_limiter import Limiter
 from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
 
@@ -22,6 +21,7 @@ from ..auth.tokens import Forbidden, Unauthorized, authenticate_token, authorize
 from ..errors import DomainError
 from ..extensions import db
 from ..problems import MEDIA_TYPE, ProblemSchema, http_status, problem
+from ..ratelimit import limiter
 from ..security import csrf
 from .body import JsonBodyParser
 
@@ -45,9 +45,6 @@ def _too_many(limit):
     wait = max(1, int(limit.reset_at - time.time()))
     return problem(429, f"Rate limit of {limit.limit} per token reached: retry in {wait} s.",
                    headers={"Retry-After": str(wait)})
-
-
-limiter = Limiter(key_func=_rate_key, on_breach=_too_many)
 
 
 class QlarApi(Api):
@@ -83,7 +80,8 @@ def api_blueprint(name: str, description: str, where: Callable[[str], dict | Non
     bp = Blueprint(name, __name__, url_prefix=PREFIX, description=description)
     bp.ARGUMENTS_PARSER = JSON_BODY_PARSER  # bodies too large, too deep or not Unicode: 413 or 400, never a 500
     csrf.exempt(bp)
-    limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api")(bp)
+    limiter.shared_limit(lambda: current_app.config["API_RATE_LIMIT"], scope="api", key_func=_rate_key,
+                         on_breach=_too_many)(bp)
     bp.after_request(_audit_call)
     bp.register_error_handler(DomainError, lambda error: problem_from_refusal(error, where))
     return bp

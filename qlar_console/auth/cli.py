@@ -1,14 +1,20 @@
-"""`flask qlar token …`: create (printed once), list and revoke API tokens; errors are one line and exit 1."""
+"""`flask qlar token …`: create (printed once), list and revoke API tokens; `flask qlar user …`: an admin's
+sign out everywhere, role change, password reset and second-factor reset. Errors are one line and exit 1."""
+import sys
+
 import click
 from flask.cli import AppGroup
 
 from ..clock import utcnow
 from ..errors import one_line_errors
-from .models import SCOPES
+from . import totp
+from .models import ROLES, SCOPES
+from .service import get_user, set_password, set_role, sign_out_everywhere
 from .tokens import create_token, list_tokens, revoke_token, weaker_role_warning
 
 CLI_ACTOR = "cli"
 token_group = AppGroup("token", help="API tokens for /api/v1 (shown once, stored hashed).")
+user_group = AppGroup("user", help="Console users: sessions, role, password, second factor.")
 
 
 def _whole_number(ctx, param, value):
@@ -70,3 +76,47 @@ def token_revoke(token_id):
     """Revoke an API token now (its id is in `flask qlar token list`)."""
     token = revoke_token(token_id, CLI_ACTOR)
     click.echo(f"API token {token.id} ({token.name!r} of {token.user.username}) is revoked.")
+
+
+@user_group.command("sign-out-everywhere")
+@click.argument("name")
+@one_line_errors
+def user_sign_out_everywhere(name):
+    """End every session of a user: each browser signed in as NAME must log in again."""
+    user = get_user(name)
+    sign_out_everywhere(user, actor=CLI_ACTOR)
+    click.echo(f"Every session of {user.username} is signed out.")
+
+
+@user_group.command("set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+@one_line_errors
+def user_set_role(name, role):
+    """Change a user's role (their sessions end, so no page keeps the old role)."""
+    user = set_role(name, role, actor=CLI_ACTOR)
+    click.echo(f"{user.username} is now {user.role}.")
+
+
+@user_group.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@one_line_errors
+def user_set_password(name, password_stdin):
+    """Reset a user's password (the same rules as create-user; their sessions end)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    user = set_password(name, password, actor=CLI_ACTOR)
+    click.echo(f"Password of {user.username} changed; every session of theirs is signed out.")
+
+
+@user_group.command("reset-2fa")
+@click.argument("name")
+@one_line_errors
+def user_reset_2fa(name):
+    """Remove a user's second factor (lost phone and recovery codes); they set it up again after logging in."""
+    user = get_user(name)
+    totp.reset(user, actor=CLI_ACTOR)
+    click.echo(f"Two-factor authentication of {user.username} is removed; every session of theirs is signed out.")

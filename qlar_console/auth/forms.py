@@ -1,4 +1,5 @@
-"""The login form and the API tokens page's Create token form."""
+"""The login forms (password, then the code of a second factor), the account page's forms, and the API tokens
+page's Create token form. The rules live in service.py and totp.py, not here."""
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
@@ -15,6 +16,29 @@ class LoginForm(FlaskForm):
     username = StringField("Username", validators=[DataRequired()])
     password = PasswordField("Password", validators=[DataRequired()])
     submit = SubmitField("Log in")
+
+
+class CodeForm(FlaskForm):
+    """The second login step, and turning the second factor off: a code from the app, or a recovery code."""
+
+    code = StringField("Authentication code", validators=[DataRequired()])
+    submit = SubmitField("Verify")
+
+
+class EnrolForm(FlaskForm):
+    """Setting up the second factor: the first code the app shows proves it holds the secret."""
+
+    code = StringField("Code from the app", validators=[DataRequired()])
+    submit = SubmitField("Turn on")
+
+
+class PasswordForm(FlaskForm):
+    """Change password: the current one, and the new one twice."""
+
+    current_password = PasswordField("Current password", validators=[DataRequired()])
+    new_password = PasswordField("New password", validators=[DataRequired()])
+    confirm_password = PasswordField("Repeat the new password", validators=[DataRequired()])
+    submit = SubmitField("Change password")
 
 
 class TokenForm(FlaskForm):

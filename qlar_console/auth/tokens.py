@@ -8,7 +8,8 @@ from ..clock import utcnow
 from ..crypto import TOKEN_PREFIX
 from ..errors import DomainError
 from ..extensions import db
-from .models import SCOPE_ROLES, SCOPES, ApiToken, User
+from .models import SCOPE_ROLES, SCOPES, ApiToken
+from .service import find_user
 
 LAST_USED_PRECISION = timedelta(minutes=1)
 EXPIRY_CHOICES = {"never": None, "30d": 30, "90d": 90, "365d": 365}  # the API tokens page's choices
@@ -41,7 +42,7 @@ def create_token(name: str, username: str, scopes: list[str], *, actor: str,
     name = (name or "").strip()
     if not name or len(name) > 80 or not name.isprintable():
         raise TokenError("Give the token a name of 1 to 80 characters.", "name")
-    user = db.session.scalar(db.select(User).filter_by(username=(username or "").strip()))
+    user = find_user(username)
     if user is None:
         raise TokenError(f"No user {username!r}: create it first with `flask qlar create-user`.", "user")
     if not scopes or not set(scopes) <= set(SCOPES):
