@@ -54,10 +54,13 @@ def register_blueprints(app: Flask) -> None:
     from .auth.account import bp as account_bp
     from .auth.views import bp as auth_bp
     from .deliveries.views import bp as deliveries_bp
+    from .escalations.event_types import bp as event_types_bp
     from .escalations.views import bp as escalations_bp
     from .observability import bp as observability_bp
+    from .settings.verify import bp as verify_bp
     from .settings.views import bp as settings_bp
 
-    for bp in (auth_bp, account_bp, settings_bp, escalations_bp, deliveries_bp, audit_bp, observability_bp):
+    for bp in (auth_bp, account_bp, settings_bp, verify_bp, escalations_bp, event_types_bp, deliveries_bp, audit_bp,
+               observability_bp):
         app.register_blueprint(bp)
     init_api(app)
