@@ -14,22 +14,22 @@ from .auth.service import create_user
 from .clock import utcnow
 from .crypto import MASKED
 from .deliveries import conformance
-from .deliveries import service as deliveries
+from .deliveries.cli import deliveries_command, resend_command, resend_failed_command
 from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, DEMO_WEBHOOK_URL, seed_demo, start_reference_receiver
 from .engine.housekeeping import live_workers
 from .engine.housekeeping import purge as purge_traces
-from .engine.models import STATUSES, Event
 from .errors import one_line_errors
 from .escalations import service as lifecycle
 from .escalations import simulate
 from .escalations.service import TEMPLATES
-from .extensions import db
 from .receiver.cli import receiver_command
 from .settings import service
 from .worker import become_lean_worker
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
 qlar.add_command(receiver_command)
+for command in (deliveries_command, resend_command, resend_failed_command):
+    qlar.add_command(command)
 qlar.add_command(token_group)
 qlar.add_command(user_group)
 CLI_ACTOR = "cli"
@@ -247,30 +247,6 @@ def worker(threads):
     This command becomes `python -m qlar_console.worker`, which loads only the delivery engine's needs.
     """
     become_lean_worker(threads, current_app.instance_path)
-
-
-@qlar.command("deliveries")
-@click.option("--status", type=click.Choice(STATUSES), default=None)
-@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
-def deliveries_command(status, limit):
-    """List recent events and their delivery status."""
-    query = db.select(Event).order_by(Event.id.desc()).limit(limit)
-    if status:
-        query = query.where(Event.status == status)
-    for event in db.session.scalars(query):
-        code = event.last_status_code or "-"
-        click.echo(f"{event.id}  {event.created_at:%Y-%m-%d %H:%M:%S}  {event.agent_id}/{event.environment}  "
-                   f"{event.event_type:<9}  {event.status:<9}  tries={event.attempt_count}  last={code}  "
-                   f"{event.last_error or ''}".rstrip())
-
-
-@qlar.command("resend")
-@click.argument("event_id")
-@one_line_errors
-def resend(event_id):
-    """Queue an event for delivery again."""
-    deliveries.resend(event_id, CLI_ACTOR)
-    click.echo(f"{event_id} queued for resend.")
 
 
 @qlar.command("purge")

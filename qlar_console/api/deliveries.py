@@ -1,4 +1,4 @@
-"""/api/v1 deliveries: the log, one event with its attempts, Resend, and the receiver check."""
+"""/api/v1 deliveries: the log, one event with its attempts, Resend, Resend failed, and the receiver check."""
 from flask import request, url_for
 from marshmallow import RAISE, fields, validate
 
@@ -11,8 +11,9 @@ from .schemas import StrictSchema, UtcDateTime, documented
 from .settings import PAIR
 
 PARAMETERS = {"status": "status", "event_type": "eventType", "before": "before"}  # the page's names -> the API's
-bp = api_blueprint("Deliveries", "The delivery log, events and their attempts, Resend, the receiver check.",
-                   where=lambda field: {"parameter": PARAMETERS[field]} if field in PARAMETERS else None)
+bp = api_blueprint("Deliveries", "The delivery log, events and their attempts, Resend, Resend failed, the receiver "
+                   "check.", where=lambda field: {"parameter": PARAMETERS[field]} if field in PARAMETERS
+                   else {"pointer": "#/since"} if field == "since" else None)
 TRIGGERS = ("scheduled", "manual")
 LINK = {"description": 'The next (older) page: `<URL>; rel="next"`, only when there is one',
         "schema": {"type": "string"}}
@@ -71,6 +72,22 @@ class EventDetailSchema(EventSummarySchema):
 class DeliveriesPageSchema(StrictSchema):
     items = fields.List(fields.Nested(EventSummarySchema))
     next = fields.String(allow_none=True, metadata={"description": "URL of the next (older) page, or null"})
+
+
+class ResendFailedSchema(StrictSchema):
+    since = fields.String(required=True, metadata={
+        "description": "The window: events whose last try failed in the last hour (1h), 24 hours (24h), 7 days (7d), "
+                       "or since the start of a UTC day (YYYY-MM-DD)",
+        "anyOf": [{"enum": list(service.WINDOWS)}, {"format": "date"}]})
+
+
+class ResendFailedResultSchema(StrictSchema):
+    count = fields.Integer(metadata={"description": "How many failed events were queued again"})
+    since = UtcDateTime(metadata={"description": "When the window starts"})
+    eventIds = fields.List(fields.String(), metadata={"description": "The events queued, oldest first"})
+    escalationIds = fields.List(fields.String(), metadata={"description": "Their escalations"})
+    more = fields.Boolean(metadata={"description": f"More than {service.RESEND_FAILED_MAX:,} matched: the oldest "
+                                                   "were queued; call again for the rest"})
 
 
 class CheckRuleSchema(StrictSchema):
@@ -192,6 +209,21 @@ def read_event(event_id: str):
 def resend(event_id: str):
     """Resend: queue the event again now, as a new run of tries (the same body bytes, signed with the current key)."""
     return event_summary(service.resend(known_id(event_id), actor()))
+
+
+@bp.route(f"{PAIR}/deliveries/resend-failed", methods=["POST"])
+@requires("write")
+@bp.arguments(ResendFailedSchema)
+@bp.response(202, ResendFailedResultSchema)
+@bp.alt_response(404, response="NOT_FOUND")
+def resend_failed(body: dict, agent_id: str, env: str):
+    """Resend failed: queue again every event of this agent x environment whose last try failed in the window.
+
+    Each keeps its eventId and bytes; each escalation's events go out in order, at the endpoint's normal pace.
+    """
+    done = service.resend_failed(agent_id, env, body["since"], actor())
+    return {"count": done.count, "since": done.since, "eventIds": done.event_ids,
+            "escalationIds": done.escalation_ids, "more": done.more}
 
 
 @bp.route(f"{PAIR}/webhook/check", methods=["POST"])

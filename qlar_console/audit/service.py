@@ -21,6 +21,7 @@ ACTION_NAMES = {
     "api.call": "API call",
     "api_token.created": "API token created",
     "api_token.revoked": "API token revoked",
+    "deliveries.resend_failed": "Failed events resent",
     "event.resent": "Event resent",
     "master_key.rotated": "Master key rotated",
     "settings.saved": "Settings saved",

@@ -1,14 +1,16 @@
-"""The Deliveries pages: the event log with its daily chart, one event's attempts, and Resend."""
+"""The Deliveries pages: the event log with its daily chart, one event's attempts, Resend, and Resend failed."""
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth.login import require_role
 from ..engine.models import EVENT_TYPES, STATUSES
+from ..errors import DomainError
 from ..settings.service import all_settings, debugger_keys, get_settings
 from . import log_query, queries, service
 from .debugger import diagnose
 
 bp = Blueprint("deliveries", __name__)
+PREVIEW_ESCALATIONS = 20  # escalation ids Resend failed's preview lists; the rest are counted
 bp.add_app_template_filter(queries.pretty_body, "pretty_json")  # the event page's (also after a debugger check)
 
 
@@ -87,3 +89,61 @@ def resend(event_id: str):
         abort(404)
     flash(f"Event {event_id} queued for resend.", "success")
     return redirect(url_for("deliveries.event", event_id=event_id))
+
+
+@bp.get("/deliveries/resend-failed")
+@require_role("editor")
+def resend_failed_preview():
+    """Resend failed: choose an agent · environment and a window; with both, preview what would be queued."""
+    pairs = [(s.agent_id, s.environment) for s in all_settings()]
+    form = {"pair": request.args.get("pair") or "", "window": request.args.get("window") or "1h",
+            "day": request.args.get("day") or ""}
+    if "window" not in request.args:  # the first visit: only the form (the pair may come from the log's filter)
+        return _render_resend(pairs, form)
+    try:
+        found = service.failed_events(*_pair(form), _window(form))
+    except DomainError as exc:
+        return _render_resend(pairs, form, error=exc), 400
+    return _render_resend(pairs, form, found=found)
+
+
+@bp.post("/deliveries/resend-failed")
+@require_role("editor")
+def resend_failed():
+    """Resend failed, confirmed: queue the events again (oldest first, each escalation in order); audited."""
+    form = {name: request.form.get(name) or "" for name in ("pair", "window", "day")}
+    try:
+        done = service.resend_failed(*_pair(form), _window(form), current_user.username)
+    except DomainError as exc:
+        return _render_resend([(s.agent_id, s.environment) for s in all_settings()], form, error=exc), 400
+    if not done.count:
+        flash(f"No failed events {done.described}: nothing was queued.", "warning")
+    else:
+        rest = " (the oldest: run Resend failed again for the rest)" if done.more else ""
+        flash(f"{done.count} failed {'event' if done.count == 1 else 'events'} queued{rest}: sent again at the "
+              f"endpoint's normal pace, each escalation in order.", "success")
+    return redirect(url_for(".index", pair=f"{done.agent_id}/{done.environment}"))
+
+
+def _pair(form: dict) -> tuple[str, str]:
+    """The form's agent · environment (pair=AGENT/ENV); an unknown one is refused by failed_events."""
+    agent_id, _, environment = form["pair"].strip().partition("/")
+    if not agent_id:
+        raise DomainError("Choose an agent · environment.", "pair")
+    return agent_id, environment
+
+
+def _window(form: dict) -> str:
+    """The window as service.parse_window takes it: 1h, 24h, 7d, or the day typed when "Since a day" is chosen."""
+    if form["window"] == "date":
+        if not form["day"].strip():
+            raise service.InvalidWindow("Give the UTC day to resend from, written YYYY-MM-DD.", "day")
+        return form["day"]
+    return form["window"]
+
+
+def _render_resend(pairs, form, *, found=None, error=None):
+    """The Resend failed page: the form, then the preview with its confirmation, or the refusal."""
+    field = error and ("day" if error.field == "since" and form["window"] == "date" else error.field or "pair")
+    return render_template("deliveries/resend_failed.html", pairs=pairs, form=form, found=found, error=error,
+                           error_field=field, windows=service.WINDOWS, shown=PREVIEW_ESCALATIONS)
