@@ -38,6 +38,7 @@ def init_extensions(app: Flask) -> None:
     from flask_migrate import Migrate
 
     from .auth.login import login_manager
+    from .links import init_links
     from .security import init_security
 
     install_log_redaction()
@@ -45,6 +46,7 @@ def init_extensions(app: Flask) -> None:
     Migrate(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     init_security(app)
+    init_links(app)
 
 
 def register_blueprints(app: Flask) -> None:
