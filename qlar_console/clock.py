@@ -1,7 +1,20 @@
-"""One definition of "now": naive UTC datetimes, the same on SQLite and PostgreSQL."""
-from datetime import UTC, datetime
+"""One definition of "now" (naive UTC datetimes, the same on SQLite and PostgreSQL), and of a typed day."""
+import re
+from datetime import UTC, date, datetime
+
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def utcnow() -> datetime:
     """Return the current time as a naive UTC datetime (how every column stores it)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_day(text: str) -> date | None:
+    """The day written YYYY-MM-DD (the form a date field sends), or None for anything else."""
+    if not DAY.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # 2024-02-30
+        return None

@@ -6,13 +6,13 @@ from datetime import date, datetime, time, timedelta
 
 from flask import g, has_app_context
 
+from ..clock import parse_day
 from ..crypto import redact
 from ..errors import DomainError
 from ..extensions import db
 from .models import AuditEntry
 
 PAGE_SIZE = 50
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 CURSOR = re.compile(r"[0-9]{1,18}")
 
 # Every action code record() is called with (grep "record(" in qlar_console), as the page names it.
@@ -112,13 +112,11 @@ def _day(args, name: str, label: str) -> date | None:
     value = (args.get(name) or "").strip()
     if not value:
         return None
-    try:
-        if not DAY.fullmatch(value):
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
+    day = parse_day(value)
+    if day is None:
         raise InvalidAuditFilter(f"{label} must be a date written YYYY-MM-DD, such as 2024-05-31; got {value!r}.",
-                                 name) from None
+                                 name)
+    return day
 
 
 def _cursor(args, name: str) -> int | None:

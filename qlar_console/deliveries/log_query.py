@@ -5,12 +5,12 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date
 
+from ..clock import parse_day
 from .queries import EVENT_ID, Filters, InvalidFilter, parse_filters
 
 log = logging.getLogger(__name__)
 
 ESCALATION_ID = re.compile(r"esc-[0-9A-Za-z_-]{1,36}")  # esc- and 12 hex digits (escalations.service), or bench ids
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,9 @@ def _day(args, name: str, label: str) -> date | None:
     value = (args.get(name) or "").strip()
     if not value:
         return None
-    try:
-        if not DAY.fullmatch(value):
-            raise ValueError
-        return date.fromisoformat(value)
-    except ValueError:
+    day = parse_day(value)
+    if day is None:
         shown = value if len(value) <= 30 else value[:30] + "…"
         raise InvalidFilter(f"{label} must be a date written YYYY-MM-DD, such as 2024-05-31; got {shown!r}.",
-                            name) from None
+                            name)
+    return day

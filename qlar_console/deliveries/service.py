@@ -1,14 +1,13 @@
 """Delivery actions people take: Resend, resending what was missed while a 410 had switched the webhook off, and
 Resend failed (everything of one agent x environment that failed within a window: recovering after an outage)."""
 import logging
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import exists, select
 
 from ..audit.service import record
-from ..clock import utcnow
+from ..clock import parse_day, utcnow
 from ..engine.models import CANCELLED, FAILED, SKIPPED, Attempt, Event
 from ..engine.outbox import notify_dispatcher, requeue
 from ..errors import DomainError, NotFound
@@ -60,7 +59,6 @@ def resend_missed(settings, actor: str, dismiss: bool = False) -> int:
 
 WINDOWS = {"1h": ("last hour", timedelta(hours=1)), "24h": ("last 24 hours", timedelta(hours=24)),
            "7d": ("last 7 days", timedelta(days=7))}
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 RESEND_FAILED_MAX = 10_000  # events one Resend failed queues at most (the oldest); run it again for the rest
 REQUEUE_CHUNK = 500  # ids per UPDATE: well under every database's bound-parameter limit
 WINDOW_HELP = "Choose a window: 1h, 24h, 7d, or a UTC day written YYYY-MM-DD (since its start)."
@@ -101,11 +99,8 @@ def parse_window(window: str | None, now: datetime | None = None) -> datetime:
     text = (window or "").strip()
     if text in WINDOWS:
         return (now or utcnow()) - WINDOWS[text][1]
-    if ISO_DATE.fullmatch(text):
-        try:
-            return datetime.combine(date.fromisoformat(text), time())
-        except ValueError:
-            pass
+    if day := parse_day(text):
+        return datetime.combine(day, time())
     shown = text if len(text) <= 30 else text[:30] + "…"
     raise InvalidWindow(f"{WINDOW_HELP} Got {shown!r}." if text else WINDOW_HELP, "since")
 
