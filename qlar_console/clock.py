@@ -18,3 +18,15 @@ def parse_day(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:  # 2024-02-30
         return None
+
+
+def day_argument(args, name: str, label: str, error: type[Exception]) -> date | None:
+    """The day a From or To field (query argument `name`) holds, None when empty; `error(message, name)` else."""
+    value = (args.get(name) or "").strip()
+    if not value:
+        return None
+    day = parse_day(value)
+    if day is None:
+        shown = value if len(value) <= 30 else value[:30] + "…"
+        raise error(f"{label} must be a date written YYYY-MM-DD, such as 2024-05-31; got {shown!r}.", name)
+    return day

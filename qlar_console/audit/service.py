@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 from flask import g, has_app_context
 
-from ..clock import parse_day
+from ..clock import day_argument
 from ..crypto import redact
 from ..errors import DomainError
 from ..extensions import db
@@ -108,17 +108,6 @@ class AuditPage:
     older_before: int | None
 
 
-def _day(args, name: str, label: str) -> date | None:
-    value = (args.get(name) or "").strip()
-    if not value:
-        return None
-    day = parse_day(value)
-    if day is None:
-        raise InvalidAuditFilter(f"{label} must be a date written YYYY-MM-DD, such as 2024-05-31; got {value!r}.",
-                                 name)
-    return day
-
-
 def _cursor(args, name: str) -> int | None:
     value = args.get(name)
     if value is None or value == "":
@@ -139,7 +128,8 @@ def parse_filters(args, known_actions) -> tuple[AuditFilters, Cursor]:
         raise InvalidAuditFilter("Actor must be a user name of at most 80 printable characters.", "actor")
     if action is not None and action not in known_actions:
         raise InvalidAuditFilter(f"Unknown action {action!r}: choose one from the Action list.", "action")
-    since, until = _day(args, "from", "From"), _day(args, "to", "To")
+    since = day_argument(args, "from", "From", InvalidAuditFilter)
+    until = day_argument(args, "to", "To", InvalidAuditFilter)
     if since and until and since > until:
         raise InvalidAuditFilter(f"From ({since}) is after To ({until}): swap them.", "from")
     cursor = Cursor(_cursor(args, "before"), _cursor(args, "after"))

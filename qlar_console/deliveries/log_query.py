@@ -3,9 +3,8 @@ and a cursor either way, on top of the status and event-type rules the API share
 import logging
 import re
 from dataclasses import dataclass, replace
-from datetime import date
 
-from ..clock import parse_day
+from ..clock import day_argument
 from .queries import EVENT_ID, Filters, InvalidFilter, parse_filters
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,8 @@ def parse_log_args(args, pairs: list[tuple[str, str]]) -> tuple[Filters, Cursor]
         raise InvalidFilter("A page starts before an event or after one, not both: use the page links.", "after")
     agent_id, environment = _pair(args, pairs)
     event_id, escalation_id = _search(args.get("q"))
-    since, until = _day(args, "from", "From"), _day(args, "to", "To")
+    since = day_argument(args, "from", "From", InvalidFilter)
+    until = day_argument(args, "to", "To", InvalidFilter)
     if since and until and since > until:
         raise InvalidFilter(f"From ({since}) is after To ({until}): swap them.", "from")
     return replace(filters, agent_id=agent_id, environment=environment, event_id=event_id,
@@ -66,16 +66,3 @@ def _search(value: str | None) -> tuple[str | None, str | None]:
         return None, value
     shown = value if len(value) <= 60 else value[:60] + "…"
     raise InvalidFilter(f"Search takes an event id (evt_…) or an escalation id (esc-…); {shown!r} is neither.", "q")
-
-
-def _day(args, name: str, label: str) -> date | None:
-    """A From or To day (YYYY-MM-DD), or None when left empty."""
-    value = (args.get(name) or "").strip()
-    if not value:
-        return None
-    day = parse_day(value)
-    if day is None:
-        shown = value if len(value) <= 30 else value[:30] + "…"
-        raise InvalidFilter(f"{label} must be a date written YYYY-MM-DD, such as 2024-05-31; got {shown!r}.",
-                            name)
-    return day
