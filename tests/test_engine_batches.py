@@ -128,11 +128,32 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_keeps_order(delivery_app, r
     assert all(seq == [1, 2, 3] for seq in orders.values()) and len(orders) == 6
 
 
+def _stop_outside_a_write(worker, app) -> None:
+    """SIGSTOP the worker, again until it is not caught inside a write transaction (its heartbeat): on SQLite a
+    process stopped there holds the file's lock, which is SQLite's nature, not the wake-up channel under test."""
+    for _ in range(50):
+        worker.send_signal(signal.SIGSTOP)
+        with app.app_context():
+            if db.engine.dialect.name != "sqlite":
+                return
+            with db.engine.connect() as connection:
+                try:
+                    connection.exec_driver_sql("PRAGMA busy_timeout = 200")
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    connection.exec_driver_sql("ROLLBACK")
+                    return
+                except Exception:  # locked by the stopped worker: let it finish the write, stop it again
+                    connection.rollback()
+        worker.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the worker held the database's write lock at every stop")
+
+
 def test_a_stopped_worker_never_blocks_a_producer(delivery_app, receiver, tmp_path):
     """With the worker process stopped (SIGSTOP), transitions still commit; once resumed it catches up."""
     worker = start_worker(delivery_app, tmp_path / "worker.log", threads=2)
     try:
-        worker.send_signal(signal.SIGSTOP)
+        _stop_outside_a_write(worker, delivery_app)
         done = threading.Event()
 
         def produce():
