@@ -32,6 +32,7 @@ class Endpoint:
     url: str = ""
     keys: list[str] = field(default_factory=list)
     problem: str | None = None
+    schedule: list[float] | None = None  # the pair's retry schedule; None: QLAR_RETRY_SCHEDULE
 
 
 Resolve = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Endpoint]]
@@ -51,6 +52,7 @@ class Work:
     attempt_count: int  # tries ever, numbering attempts
     trigger: str  # scheduled | manual
     target: Endpoint
+    synthetic: bool = False  # sent with X-Qlar-Synthetic: true
 
 
 E = Event.__table__  # Core statements: no ORM bookkeeping on the hot path
@@ -72,7 +74,7 @@ _LEASE = (
     .where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.status.concat("") == PENDING, _FREE)
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
     .returning(E.c.id, E.c.escalation_id, E.c.sequence, E.c.agent_id, E.c.environment, E.c.event_type,
-               E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by)
+               E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by, E.c.synthetic)
 )
 _NEXT_DUE = select(func.min(E.c.next_attempt_at)).where(E.c.status == PENDING,
                                                           E.c.next_attempt_at > bindparam("now"))
@@ -110,7 +112,7 @@ def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_end
     rows.sort(key=lambda row: order[row.id])  # RETURNING order is not guaranteed: keep the due order
     return [Work(row.id, row.escalation_id, row.sequence, (row.agent_id, row.environment), row.event_type, row.body,
                  row.tries, row.attempt_count, "manual" if row.manual_by else "scheduled",
-                 endpoints[(row.agent_id, row.environment)])
+                 endpoints[(row.agent_id, row.environment)], row.synthetic)
             for row in rows]
 
 

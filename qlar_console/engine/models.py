@@ -2,7 +2,7 @@
 HTTP try, worker heartbeats, and the daily outcome counters."""
 from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -36,6 +36,7 @@ class Event(db.Model):
     sequence: Mapped[int]
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())  # X-Qlar-Synthetic: true
 
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     tries: Mapped[int] = mapped_column(default=0)  # tries in the current run (a Resend starts a new run)

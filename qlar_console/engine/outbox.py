@@ -41,13 +41,13 @@ def rfc3339(at: datetime) -> str:
 
 
 def enqueue(*, event_id: str, escalation_id: str, agent_id: str, environment: str, event_type: str,
-            sequence: int, body: bytes, created_at: datetime, queued: bool) -> Event:
+            sequence: int, body: bytes, created_at: datetime, queued: bool, synthetic: bool = False) -> Event:
     """Add an event to the caller's transaction: pending now if queued, else kept as skipped.
 
     On PostgreSQL the wake-up NOTIFY rides in the same transaction, so workers hear of it on commit.
     """
     event = Event(id=event_id, escalation_id=escalation_id, agent_id=agent_id, environment=environment,
-                  event_type=event_type, sequence=sequence, body=body, created_at=created_at,
+                  event_type=event_type, sequence=sequence, body=body, created_at=created_at, synthetic=synthetic,
                   status=PENDING if queued else SKIPPED, next_attempt_at=created_at if queued else None,
                   last_error=None if queued else NOT_QUEUED)
     db.session.add(event)

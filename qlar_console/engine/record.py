@@ -74,7 +74,7 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
             if work.event_id in ours:
                 decisions.append(_decision(work, CANCELLED, None, work.tries, work.attempt_count, None, SWITCHED_OFF))
             continue
-        status, next_at = decide(outcome, work.tries + 1, schedule, slowdown, t.ended_at)
+        status, next_at = decide(outcome, work.tries + 1, work.target.schedule or schedule, slowdown, t.ended_at)
         error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
         if work.event_id in ours:
             number = work.attempt_count + 1

@@ -10,16 +10,20 @@ from ..signing import signature_headers
 VERSION = "0.1.0"
 USER_AGENT = f"qlar-webhooks/{VERSION}"
 TEST_HEADER = "X-Qlar-Test"
+SYNTHETIC_HEADER = "X-Qlar-Synthetic"
 
 
 def build_request(event_id: str, event_type: str, body: bytes, keys: list[str], *, timestamp: int | None = None,
-                  test: str | None = None, signed_body: bytes | None = None) -> dict[str, str]:
+                  test: str | None = None, synthetic: bool = False,
+                  signed_body: bytes | None = None) -> dict[str, str]:
     """The headers of one try of `body`, signed afresh with `keys` (current first; none: unsigned).
 
-    `test` marks a probe (X-Qlar-Test); `signed_body` signs other bytes than those sent (probes of
-    a tampered body).
+    `test` marks a probe (X-Qlar-Test); `synthetic` an event of the simulator, a scenario or the test
+    flow (X-Qlar-Synthetic: true); `signed_body` signs other bytes than those sent (probes of a tampered body).
     """
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-Qlar-Event": event_type}
+    if synthetic:
+        headers[SYNTHETIC_HEADER] = "true"
     if test:
         headers[TEST_HEADER] = test
     if keys:

@@ -10,6 +10,8 @@ UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 SLOWDOWN_STATUSES = {429, 502, 504}
 JITTER = 0.2
+MAX_RETRIES = 20  # delays in a schedule (a run is at most 21 tries)
+MAX_DELAY = 86400.0  # seconds: no single wait longer than a day
 
 
 def parse_duration(text: str) -> float:
@@ -21,8 +23,28 @@ def parse_duration(text: str) -> float:
 
 
 def parse_schedule(text: str) -> list[float]:
-    """The delays after each failed try, from a comma-separated list like 5s,5m,30m."""
-    return [parse_duration(part) for part in str(text).split(",") if part.strip()]
+    """The delays after each failed try, from a comma-separated list like 5s,5m,30m, within the limits.
+
+    ValueError says what is wrong: not a duration, no delay at all, more than MAX_RETRIES delays, or a
+    delay over a day. The one rule for QLAR_RETRY_SCHEDULE and each pair's override.
+    """
+    delays = [parse_duration(part) for part in str(text).split(",") if part.strip()]
+    if not delays:
+        raise ValueError("A retry schedule needs at least one delay, such as 5s,5m,30m.")
+    if len(delays) > MAX_RETRIES:
+        raise ValueError(f"A retry schedule has at most {MAX_RETRIES} delays, not {len(delays)}.")
+    if max(delays) > MAX_DELAY:
+        raise ValueError("No delay of a retry schedule may be longer than 1d (24h).")
+    return delays
+
+
+def format_schedule(delays: list[float]) -> str:
+    """A schedule as text in its largest exact units (5s,5m,2h), as parse_schedule reads it back."""
+    parts = []
+    for delay in delays:
+        unit = next((u for u in ("d", "h", "m", "s") if delay >= UNITS[u] and delay % UNITS[u] == 0), None)
+        parts.append(f"{delay / UNITS[unit]:g}{unit}" if unit else f"{delay * 1000:g}ms")
+    return ",".join(parts)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

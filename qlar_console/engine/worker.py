@@ -56,7 +56,10 @@ class Dispatcher:
     def init_app(self, app: Flask, *, resolve: Resolve, on_gone: Gone) -> None:
         """Read the delivery settings (failing fast on bad ones); `resolve` reads endpoints, `on_gone` handles 410."""
         cfg = app.config
-        self.schedule = parse_schedule(cfg["RETRY_SCHEDULE"])
+        try:
+            self.schedule = parse_schedule(cfg["RETRY_SCHEDULE"])
+        except ValueError as exc:
+            raise RuntimeError(f"QLAR_RETRY_SCHEDULE={cfg['RETRY_SCHEDULE']!r}: {exc}") from None
         self.timeout = float(cfg["TIMEOUT_SECONDS"])
         self.lease = float(cfg["LEASE_SECONDS"])
         self.slowdown = parse_duration(f"{cfg['SLOWDOWN_SECONDS']}s")
@@ -274,7 +277,7 @@ class Dispatcher:
             return Try(work, None)
         if target.problem:
             return Try(work, Outcome(0, error=target.problem))
-        headers = build_request(work.event_id, work.event_type, work.body, target.keys)
+        headers = build_request(work.event_id, work.event_type, work.body, target.keys, synthetic=work.synthetic)
         return Try(work, self.sender.post(target.url, work.body, headers), headers)
 
     # -- inline ------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ from .models import Escalation
 
 
 def event_body(event_id: str, event_type: str, escalation: Escalation, sequence: int, at) -> bytes:
-    """The wire body: step 8's shape plus eventId, environment and sequence, as UTF-8 JSON bytes."""
-    return freeze({
+    """The wire body: step 8's shape plus eventId, environment and sequence (and "synthetic": true on the
+    events of synthetic escalations), as UTF-8 JSON bytes."""
+    document = {
         "eventId": event_id,
         "eventType": event_type,
         "timestamp": rfc3339(at),
@@ -15,7 +16,10 @@ def event_body(event_id: str, event_type: str, escalation: Escalation, sequence:
         "environment": escalation.environment,
         "escalation": escalation.as_payload(),
         "sequence": sequence,
-    })
+    }
+    if escalation.synthetic:
+        document["synthetic"] = True
+    return freeze(document)
 
 
 def record_event(escalation: Escalation, event_type: str, settings: EscalationSettings):
@@ -30,4 +34,5 @@ def record_event(escalation: Escalation, event_type: str, settings: EscalationSe
     return enqueue(event_id=event_id, escalation_id=escalation.id, agent_id=escalation.agent_id,
                    environment=escalation.environment, event_type=event_type, sequence=escalation.last_sequence,
                    body=event_body(event_id, event_type, escalation, escalation.last_sequence, now),
-                   created_at=now, queued=settings.webhook_enabled and bool(settings.webhook_url))
+                   created_at=now, queued=settings.webhook_enabled and bool(settings.webhook_url),
+                   synthetic=escalation.synthetic)

@@ -1,7 +1,7 @@
 """An escalation, as qlar's supervisor workspace sees it, and the simulate jobs that drive them."""
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
 from ..clock import utcnow
@@ -18,6 +18,7 @@ class Escalation(db.Model):
     """One escalation of an agent x environment; its transitions emit events."""
 
     __tablename__ = "escalations"
+    __table_args__ = (Index("ix_escalations_synthetic", "agent_id", "environment", "synthetic"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
@@ -32,6 +33,7 @@ class Escalation(db.Model):
     claimed_by: Mapped[str | None] = mapped_column(String(80))
     resolution_notes: Mapped[str | None] = mapped_column(Text)
     last_sequence: Mapped[int] = mapped_column(default=0)
+    synthetic: Mapped[bool] = mapped_column(default=False, server_default=false())  # simulator, scenario, test flow
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # Never loaded; it tells the unit of work to INSERT an escalation before the events that refer to it.
@@ -79,6 +81,7 @@ class SimulationJob(db.Model):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict | None] = mapped_column(JSON)  # simulate.Summary's fields
+    scenario: Mapped[dict | None] = mapped_column(JSON)  # the scenario document each flow follows; None: random flows
 
     def abandoned(self, now: datetime) -> bool:
         """Unfinished, and its thread has not reported for ABANDONED_AFTER: it died with its process."""

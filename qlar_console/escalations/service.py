@@ -84,8 +84,12 @@ def storable(value: str) -> bool:
     return "\x00" not in value
 
 
-def create_escalation(agent_id: str, environment: str, template: str = DEFAULT_TEMPLATE, **fields) -> Escalation:
-    """Create a Pending escalation from a template, with any step-8 field overridden; emits `created`."""
+def create_escalation(agent_id: str, environment: str, template: str = DEFAULT_TEMPLATE, *, synthetic: bool = False,
+                      **fields) -> Escalation:
+    """Create a Pending escalation from a template, with any step-8 field overridden; emits `created`.
+
+    A `synthetic` one (the simulator, a scenario, Run test flow) marks each of its events as synthetic.
+    """
     if template not in TEMPLATES:
         raise InvalidField(f"Unknown template {template!r}; known: {', '.join(TEMPLATES)}.", "template")
     unknown = set(fields) - set(FIELDS)
@@ -98,6 +102,7 @@ def create_escalation(agent_id: str, environment: str, template: str = DEFAULT_T
     settings = get_settings(agent_id, environment)
     escalation = Escalation(
         id=f"esc-{secrets.token_hex(6)}", agent_id=agent_id, environment=environment, status=PENDING, last_sequence=0,
+        synthetic=synthetic,
         **{FIELDS[k]: v for k, v in values.items()},
     )
     db.session.add(escalation)

@@ -43,6 +43,7 @@ def run_flow(agent_id: str, environment: str, rng: random.Random) -> list[str]:
     topic, area = rng.choice(TOPICS)
     esc = service.create_escalation(
         agent_id, environment, topic=topic, area=area, urgencyLevel=rng.choice(URGENCIES), reason=rng.choice(REASONS),
+        synthetic=True,
     ).id
     service.claim(esc, f"supervisor-{rng.randint(1, 9)}")
     if rng.random() < 0.1:

@@ -196,11 +196,11 @@ def release(escalation_id: str):
 @bp.post("/escalations/test-flow")
 @require_role("editor")
 def test_flow():
-    """Run test flow: create (angry-customer), claim as the current user, complete; three events."""
+    """Run test flow: create (angry-customer), claim as the current user, complete; three synthetic events."""
     agent_id, environment = request.form.get("agent", ""), request.form.get("env", "")
     escalation_id = None
     try:
-        escalation_id = service.create_escalation(agent_id, environment).id
+        escalation_id = service.create_escalation(agent_id, environment, synthetic=True).id
         service.claim(escalation_id, current_user.username)
         service.complete(escalation_id, TEST_FLOW_NOTES)
     except SettingsError as exc:

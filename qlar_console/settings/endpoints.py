@@ -6,6 +6,7 @@ from sqlalchemy import select, tuple_
 from ..audit.service import record
 from ..crypto import MasterKeyError
 from ..engine.claim import Endpoint
+from ..engine.retry import parse_schedule
 from ..extensions import db
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
 from .models import EscalationSettings
@@ -30,7 +31,8 @@ def resolve_endpoints(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Endp
                 endpoint.url = settings.webhook_url or ""
                 endpoint.url = check_webhook_url(endpoint.url, enabled=True).url
                 endpoint.keys = signing_secrets(settings)
-            except (InvalidWebhookURL, MasterKeyError) as exc:
+                endpoint.schedule = parse_schedule(settings.retry_schedule) if settings.retry_schedule else None
+            except (InvalidWebhookURL, MasterKeyError, ValueError) as exc:
                 endpoint.problem = str(exc)
         endpoints[pair] = endpoint
     return endpoints

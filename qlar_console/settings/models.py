@@ -51,6 +51,7 @@ class EscalationSettings(db.Model):
     previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None]
 
+    retry_schedule: Mapped[str | None] = mapped_column(String(200))  # overrides QLAR_RETRY_SCHEDULE; None: default
     disabled_reason: Mapped[str | None] = mapped_column(Text)  # why the dispatcher switched it off (410)
     disabled_at: Mapped[datetime | None]
 
