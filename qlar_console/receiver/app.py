@@ -1,4 +1,5 @@
 """The reference receiver's Flask app (a factory), its held state, and serving it over HTTPS in a thread."""
+import io
 import logging
 import secrets
 import socket
@@ -15,6 +16,7 @@ from ..crypto import install_log_redaction
 from ..engine.retry import parse_schedule
 from ..security import add_security_headers
 from .certs import CertPaths, ssl_context
+from .faults import DROP_CONNECTION, FaultScript, FaultTaken, abort_socket
 from .seen import DEFAULT_SEEN_DAYS, SeenEvents
 from .store import DEFAULT_RETENTION_SECONDS, DEFAULT_TRACE_CAPACITY, InvalidReceiverSetting, KeyRing, TraceStore
 from .views import bp
@@ -37,15 +39,17 @@ class ReceiverState:
         self.seen = seen or SeenEvents()
         self.tolerance_seconds = float(tolerance_seconds)
         self.form_token = secrets.token_urlsafe(32)  # per process: the form needs no cookie
+        self.faults = FaultScript()  # faults on command (POST /faults), none at start
 
     def set_keys(self, keys: list[str]) -> None:
         """Replace the held keys (each whsec_ + base64) on a running receiver."""
         self.keys.set_keys(keys)
         log.info("receiver keys replaced: %s", ", ".join(self.keys.fingerprints()) or "none")
 
-    def receive(self, body: bytes, headers) -> tuple[int, dict]:
-        """Answer one webhook request and trace it."""
-        return receive(self.keys, self.seen, self.traces, body, headers, tolerance_seconds=self.tolerance_seconds)
+    def receive(self, body: bytes, headers, fault: FaultTaken | None = None) -> tuple[int, dict]:
+        """Answer one webhook request and trace it (with the fault it was taken under, if any)."""
+        return receive(self.keys, self.seen, self.traces, body, headers, tolerance_seconds=self.tolerance_seconds,
+                       fault=fault)
 
 
 def create_receiver_app(keys: list[str] | None = None, retention_seconds: float = DEFAULT_RETENTION_SECONDS, *,
@@ -194,6 +198,24 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
         closing = f"{keyword}: {value}".lower() == "connection: close"
         if not (closing and self._keep_alive and not self.close_connection):
             super().send_header(keyword, value)
+
+    _dropped = False
+
+    def make_environ(self) -> dict:
+        """werkzeug's environ plus the means to drop this connection (a "reset" fault, faults.drop_connection)."""
+        environ = super().make_environ()
+        environ[DROP_CONNECTION] = self._drop_connection
+        return environ
+
+    def _drop_connection(self) -> None:
+        """End the connection at once with no answer; whatever the app then writes goes nowhere."""
+        self._dropped = self.close_connection = True
+        self.wfile = io.BytesIO()
+        abort_socket(self.connection)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """werkzeug's access line; a dropped connection says so instead of a status that was never sent."""
+        super().log_request("dropped (fault)" if self._dropped else code, size)
 
 
 def make_receiver_server(app: Flask, host: str, port: int, cert_paths: CertPaths) -> BaseWSGIServer:

@@ -84,6 +84,7 @@ class Trace:
     request_headers: dict[str, str] = field(default_factory=dict)
     body_excerpt: str | None = None
     response_body: str = ""
+    fault: str | None = None  # the injected fault that shaped the answer (faults.py), e.g. "status 500 (fault 1 of 2)"
     id: int = 0
 
     def to_dict(self) -> dict:

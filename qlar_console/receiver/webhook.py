@@ -8,6 +8,7 @@ from werkzeug.datastructures import Headers
 
 from ..crypto import redact
 from ..signing import timestamp_problem, verify_qlar_signature, verify_standard_signature
+from .faults import FaultTaken
 from .seen import SeenEvents
 from .store import KeyRing, Trace, TraceStore, utc_now_iso
 
@@ -124,17 +125,55 @@ def signature_refusal(held: list[str], body: bytes, headers: Headers, tolerance_
 
 def receive(keys: KeyRing, seen: SeenEvents, traces: TraceStore, body: bytes, headers: Mapping[str, str],
             method: str = "POST", path: str = "/webhook", *,
-            tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS) -> tuple[int, dict]:
-    """Answer one webhook request (status, JSON body) and keep its trace."""
+            tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS, fault: FaultTaken | None = None) -> tuple[int, dict]:
+    """Answer one webhook request (status, JSON body) and keep its trace.
+
+    A `fault` with a status or a reset replaces the answer (status 0: drop the connection) and is traced;
+    a delay alone leaves the answer as it is (the caller waits).
+    """
     headers = Headers(headers)  # names are case-insensitive, whatever mapping came in
     trace = Trace(received_at=utc_now_iso(), method=method, path=path, verdict="", status=0,
                   event_type=headers.get("X-Qlar-Event"), event_id=headers.get("webhook-id"),
-                  request_headers=safe_headers(headers))
-    status, answer = _answer(keys, seen, body, headers, trace, tolerance_seconds)
+                  request_headers=safe_headers(headers), fault=fault.describe() if fault else None)
+    if fault and (fault.fault.status or fault.fault.reset):
+        status, answer = _faulty_answer(keys, body, headers, trace, tolerance_seconds, fault)
+    else:
+        status, answer = _answer(keys, seen, body, headers, trace, tolerance_seconds)
     trace.status = status
-    trace.response_body = json.dumps(answer)
+    trace.response_body = json.dumps(answer) if status else ""
     traces.add(trace)
     return status, answer
+
+
+def _note_event(trace: Trace, payload: dict, headers: Headers) -> tuple[str, str | None]:
+    """Copy a valid event's type, id, escalation and sequence onto its trace; returns (eventType, event id)."""
+    event_type = payload["eventType"]
+    event_id = payload.get("eventId") if isinstance(payload.get("eventId"), str) else headers.get("webhook-id")
+    sequence = payload.get("sequence")
+    trace.event_type, trace.event_id = event_type, event_id
+    trace.escalation_id = payload["escalation"]["id"]
+    trace.sequence = sequence if isinstance(sequence, int | str) and not isinstance(sequence, bool) else None
+    return event_type, event_id
+
+
+def _faulty_answer(keys: KeyRing, body: bytes, headers: Headers, trace: Trace, tolerance_seconds: float,
+                   fault: FaultTaken) -> tuple[int, dict]:
+    """An injected answer (status 0: the connection is dropped); the trace still says whether the request was
+    signed right, but the event is not processed, so the sender's retry is."""
+    refusal = signature_refusal(keys.keys(), body, headers, tolerance_seconds)
+    trace.verdict = refusal.verdict if refusal else VALID
+    if not refusal:
+        trace.body_excerpt = body_excerpt(body)
+        payload, problem = parse_event(body)
+        if not problem:
+            _note_event(trace, payload, headers)
+    trace.outcome = "not processed (fault)"
+    log.info("webhook %r answered by a fault: %s", _text(headers.get("webhook-id") or "(no webhook-id)"),
+             fault.describe())
+    if fault.fault.reset:
+        return 0, {}
+    return fault.fault.status, {"fault": f"Fault injected by the reference receiver: {fault.describe()}; "
+                                         "the event was not processed."}
 
 
 def _answer(keys: KeyRing, seen: SeenEvents, body: bytes, headers: Headers, trace: Trace,
@@ -159,12 +198,7 @@ def _answer(keys: KeyRing, seen: SeenEvents, body: bytes, headers: Headers, trac
         return 400, {"error": problem}
 
     trace.verdict = VALID
-    event_type = payload["eventType"]
-    event_id = payload.get("eventId") if isinstance(payload.get("eventId"), str) else headers.get("webhook-id")
-    sequence = payload.get("sequence")
-    trace.event_type, trace.event_id = event_type, event_id
-    trace.escalation_id = payload["escalation"]["id"]
-    trace.sequence = sequence if isinstance(sequence, int | str) and not isinstance(sequence, bool) else None
+    event_type, event_id = _note_event(trace, payload, headers)
 
     handler = HANDLERS.get(event_type)
     if handler is None:
