@@ -24,6 +24,10 @@ class Conflict(DomainError):
     """What the request names is not in a state that allows it: a newer version, a status, a running job (HTTP 409)."""
 
 
+class Forbidden(DomainError):
+    """The user's role may not make this change, though it may make others here (HTTP 403)."""
+
+
 def one_line_errors(command):
     """Decorator for a CLI command: a refusal becomes one line on stderr and exit status 1, never a traceback."""
 

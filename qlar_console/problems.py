@@ -9,7 +9,7 @@ from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .crypto import MasterKeyError
-from .errors import Conflict, DomainError, NotFound
+from .errors import Conflict, DomainError, Forbidden, NotFound
 
 PROBLEM_TYPE = "urn:qlar:problem:{}"
 MEDIA_TYPE = "application/problem+json"
@@ -28,7 +28,8 @@ SLUGS = {  # status -> the problem type's stable name
     429: "rate-limited",
     500: "internal-error",
 }
-REFUSAL_STATUS = ((NotFound, 404), (Conflict, 409), (MasterKeyError, 500))  # a refusal's class -> its HTTP status
+# a refusal's class -> its HTTP status
+REFUSAL_STATUS = ((NotFound, 404), (Conflict, 409), (Forbidden, 403), (MasterKeyError, 500))
 
 
 class ApiProblem(HTTPException):

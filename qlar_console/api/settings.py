@@ -1,5 +1,5 @@
 """/api/v1/agents/{agent}/{env}/settings and the webhook's key: the Escalation page's rules over JSON."""
-from flask import request
+from flask import g, request
 from marshmallow import fields
 
 from ..problems import ApiProblem
@@ -10,12 +10,16 @@ from . import actor, api_blueprint, requires
 from .schemas import StrictSchema, UtcDateTime, boolean, documented, integer
 
 POINTERS = {"trigger_conditions": "#/triggerConditions", "default_urgency": "#/defaultUrgency",
-            "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace"}
+            "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace",
+            "retry_schedule": "#/retrySchedule"}
 bp = api_blueprint("Settings", "Escalation settings and the webhook: export, import, keys.",
                    where=lambda field: {"pointer": POINTERS[field]} if field in POINTERS else None)
 PAIR = "/agents/<agent_id>/<env>"
 # What the OpenAPI document promises is accepted (a subset of the URL rule, printable ASCII only).
 URL_PATTERN = r"^[hH][tT][tT][pP][sS]://[A-Za-z0-9._~-]+(:[0-9]{1,4})?([/?#][\x21-\x7e]*)?$"
+# The retry schedule's grammar (engine/retry.py parse_schedule); its limits (each delay at most 1d) it cannot say.
+_DELAY = r" *[0-9]{1,9}(\.[0-9]{1,6})? *(ms|s|m|h|d) *"
+SCHEDULE_PATTERN = rf"^{_DELAY}(,{_DELAY}){{0,19}}$"
 
 
 class WebhookSchema(StrictSchema):
@@ -42,6 +46,10 @@ class SettingsSchema(StrictSchema):
     claimTimeoutMinutes = integer(required=True, **documented(minimum=CLAIM_TIMEOUT_MINUTES[0],
                                                               maximum=CLAIM_TIMEOUT_MINUTES[1]))
     webhook = fields.Nested(WebhookSchema, required=True)
+    retrySchedule = fields.String(allow_none=True, **documented(
+        pattern=SCHEDULE_PATTERN,
+        description="Delays between tries for this pair, such as 1s,2s,5s (at most 20, each at most 1d); null: the "
+                    "server default (QLAR_RETRY_SCHEDULE). Only an admin's token may change it; left out: unchanged."))
 
 
 ECHO = {"metadata": {"description": "As GET shows it: may be sent back, and is ignored"}}
@@ -91,13 +99,20 @@ def settings_document(settings, warning: str | None = None) -> dict:
         "agentId": settings.agent_id, "environment": settings.environment, "version": settings.version,
         "savedBy": settings.saved_by, "savedAt": settings.saved_at,
         "triggerConditions": list(settings.trigger_conditions), "defaultUrgency": settings.default_urgency,
-        "claimTimeoutMinutes": settings.claim_timeout_minutes,
+        "claimTimeoutMinutes": settings.claim_timeout_minutes, "retrySchedule": settings.retry_schedule,
         "webhook": {
             "enabled": settings.webhook_enabled, "url": settings.webhook_url, "urlWarning": warning,
             "secretSet": bool(settings.secret_ciphertext), "secretCreatedAt": settings.secret_created_at,
             "previousKeyExpiresAt": settings.previous_secret_expires_at, "disabledReason": settings.disabled_reason,
         },
     }
+
+
+def _schedule_text(document: dict) -> str | None:
+    """retrySchedule as the service takes it: left out keeps the saved one (None), null is the default ("")."""
+    if "retrySchedule" not in document:
+        return None
+    return document["retrySchedule"] or ""
 
 
 def _with_etag(document: dict):
@@ -145,9 +160,11 @@ def replace_settings(document: dict, agent_id: str, env: str):
         webhook_enabled=webhook["enabled"], webhook_url=webhook.get("url") or "",
         trigger_conditions=document["triggerConditions"], default_urgency=document["defaultUrgency"],
         claim_timeout_minutes=document["claimTimeoutMinutes"],
+        retry_schedule=_schedule_text(document),
     )
     try:
-        checked = service.save_settings(settings, change, expected_version=expected, actor=actor())
+        checked = service.save_settings(settings, change, expected_version=expected, actor=actor(),
+                                        as_admin=g.api_token.user.has_role("admin"))
     except service.Conflict:
         raise stale(settings) from None
     return _with_etag(settings_document(settings, checked.warning))

@@ -18,7 +18,7 @@ def parse_duration(text: str) -> float:
     """Seconds in a duration such as 5s, 5m, 2h, 1d or 200ms."""
     match = DURATION.match(str(text))
     if not match:
-        raise ValueError(f"Not a duration: {text!r} (use a number and one of ms, s, m, h, d, such as 5m).")
+        raise ValueError(f"Not a duration: {str(text).strip()!r} (use a number and one of ms, s, m, h, d, such as 5m).")
     return float(match.group(1)) * UNITS[match.group(2)]
 
 
@@ -43,7 +43,9 @@ def format_schedule(delays: list[float]) -> str:
     parts = []
     for delay in delays:
         unit = next((u for u in ("d", "h", "m", "s") if delay >= UNITS[u] and delay % UNITS[u] == 0), None)
-        parts.append(f"{delay / UNITS[unit]:g}{unit}" if unit else f"{delay * 1000:g}ms")
+        # never an exponent (1.0005e+06ms would not parse back); a millionth of a millisecond is precise enough
+        millis = f"{round(delay * 1000, 6):f}".rstrip("0").rstrip(".")
+        parts.append(f"{delay / UNITS[unit]:g}{unit}" if unit else f"{millis}ms")
     return ",".join(parts)
 
 

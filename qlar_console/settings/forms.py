@@ -19,6 +19,7 @@ class SettingsForm(FlaskForm):
     )
     webhook_enabled = BooleanField("Webhook")
     webhook_url = StringField("Webhook URL", filters=[lambda v: v or ""])
+    retry_schedule = StringField("Retry schedule", filters=[lambda v: v or ""])  # admins only; the rule: service
 
 
 GRACE_CHOICES = [

@@ -15,6 +15,7 @@ from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_
 from ..extensions import db
 from ..webhook_url import check_webhook_url
 from .models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS, Agent, EscalationSettings
+from .schedule import canonical_schedule, describe_schedule
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,10 @@ class SettingsError(errors.DomainError):
 
 class NotFound(SettingsError, errors.NotFound):
     """No such agent or environment."""
+
+
+class AdminOnly(SettingsError, errors.Forbidden):
+    """The change touches what only an admin may set (the retry schedule)."""
 
 
 class Conflict(SettingsError, errors.Conflict):
@@ -51,6 +56,7 @@ class SettingsChange:
     trigger_conditions: list[str] = field(default_factory=lambda: [TRIGGER_CONDITIONS[0]])
     default_urgency: str = "high"
     claim_timeout_minutes: int = 30
+    retry_schedule: str | None = None  # as typed: "" or "default" clears the override; None keeps the saved one
 
     @classmethod
     def from_settings(cls, settings: EscalationSettings, **overrides) -> "SettingsChange":
@@ -61,6 +67,7 @@ class SettingsChange:
             trigger_conditions=list(settings.trigger_conditions),
             default_urgency=settings.default_urgency,
             claim_timeout_minutes=settings.claim_timeout_minutes,
+            retry_schedule=settings.retry_schedule,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -100,8 +107,12 @@ def add_agent(agent_id: str, environments: list[str], actor: str) -> Agent:
     return agent
 
 
-def save_settings(settings: EscalationSettings, change: SettingsChange, *, expected_version: int, actor: str):
-    """Save the page if nobody saved since expected_version; returns the URL check (with its warning)."""
+def save_settings(settings: EscalationSettings, change: SettingsChange, *, expected_version: int, actor: str,
+                  as_admin: bool = False):
+    """Save the page if nobody saved since expected_version; returns the URL check (with its warning).
+
+    as_admin: the actor is an admin (or the CLI's operator), the only one who may change the retry schedule.
+    """
     if not 0 < expected_version <= MAX_VERSION:  # past it, the database cannot even compare the number
         raise SettingsError("The form's version is not valid: reload the page and try again.", "version")
     checked = check_webhook_url(change.webhook_url, enabled=change.webhook_enabled,
@@ -114,6 +125,7 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
     if not CLAIM_TIMEOUT_MINUTES[0] <= change.claim_timeout_minutes <= CLAIM_TIMEOUT_MINUTES[1]:
         low, high = CLAIM_TIMEOUT_MINUTES
         raise SettingsError(f"Claim timeout must be between {low} and {high} minutes.", "claim_timeout_minutes")
+    schedule = _checked_schedule(settings, change.retry_schedule, as_admin)
     now = utcnow()
     values = dict(
         webhook_enabled=change.webhook_enabled,
@@ -121,6 +133,7 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
         trigger_conditions=list(change.trigger_conditions),
         default_urgency=change.default_urgency,
         claim_timeout_minutes=change.claim_timeout_minutes,
+        retry_schedule=schedule,
         version=expected_version + 1,
         saved_by=actor,
         saved_at=now,
@@ -129,6 +142,7 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
         values["disabled_reason"] = None  # re-enabled: the card now offers to resend what was missed
     if change.webhook_enabled and not settings.secret_ciphertext:
         values.update(secret_ciphertext=secret_box().encrypt(generate_secret()), secret_created_at=now)
+    old_schedule = settings.retry_schedule  # before the UPDATE, which also sets it on the loaded object
     result = db.session.execute(
         update(EscalationSettings)
         .where(EscalationSettings.id == settings.id, EscalationSettings.version == expected_version)
@@ -145,6 +159,10 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
         f"urgency {change.default_urgency}; triggers {', '.join(change.trigger_conditions) or '(none)'}",
         agent_id=settings.agent_id, environment=settings.environment,
     )
+    if schedule != old_schedule:
+        record(actor, "webhook.retry_schedule_changed",
+               f"{describe_schedule(old_schedule)} \u2192 {describe_schedule(schedule)}",
+               agent_id=settings.agent_id, environment=settings.environment)
     db.session.commit()
     db.session.refresh(settings)
     log.info("settings saved for %s by %s (version %s)", settings.label, actor, settings.version)
@@ -235,6 +253,24 @@ def rotate_master_key(actor: str) -> str:
         return f"Generated a new master key in {path} and re-encrypted {count} secrets."
     return (f"Re-encrypted {count} secrets with the first key of QLAR_MASTER_KEY; "
             "the other keys can now be removed.")
+
+
+def _checked_schedule(settings: EscalationSettings, text: str | None, as_admin: bool) -> str | None:
+    """The retry schedule to save: the one typed, in canonical text (None: the default), if the actor may set it.
+
+    Only an admin changes it; anyone may send back the one already saved (None: keep it).
+    """
+    if text is None:
+        return settings.retry_schedule
+    try:
+        schedule = canonical_schedule(text)
+    except ValueError as exc:
+        if not as_admin:
+            raise AdminOnly("Only an admin can change the retry schedule.", "retry_schedule") from None
+        raise SettingsError(str(exc), "retry_schedule") from None
+    if schedule != settings.retry_schedule and not as_admin:
+        raise AdminOnly("Only an admin can change the retry schedule.", "retry_schedule")
+    return schedule
 
 
 def _ensure_secret(settings: EscalationSettings) -> None:

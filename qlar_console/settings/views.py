@@ -10,6 +10,7 @@ from ..deliveries import service as deliveries
 from ..webhook_url import PRIVATE_WARNING, InvalidWebhookURL, check_webhook_url
 from . import service
 from .forms import GRACE_CHOICES, RegenerateForm, SettingsForm
+from .schedule import default_schedule_text, schedule_in_force
 
 bp = Blueprint("settings", __name__)
 
@@ -49,7 +50,8 @@ def _render(settings, form, pairs, *, version=None, status=200):
         version=settings.version if version is None else version, show_fields=show_fields,
         masked=MASKED, grace_choices=GRACE_CHOICES,
         now=now, grace_active=settings.previous_secret_active(now),
-        can_edit=current_user.has_role("editor"),
+        can_edit=current_user.has_role("editor"), can_admin=current_user.has_role("admin"),
+        schedule=schedule_in_force(settings), default_schedule=default_schedule_text(),
         missed=deliveries.missed_events(settings) if settings.webhook_enabled else [],
         check=conformance.latest_check(settings) if settings.webhook_url and settings.saved_at else None,
         draft=status != 200,  # the form holds edits the server refused: leaving the page would lose them
@@ -82,12 +84,18 @@ def escalation(agent_id: str, env: str):
         trigger_conditions=form.trigger_conditions.data,
         default_urgency=form.default_urgency.data,
         claim_timeout_minutes=form.claim_timeout_minutes.data,
+        # only an admin's page has the field: without it the saved schedule stays (None)
+        retry_schedule=form.retry_schedule.data if "retry_schedule" in request.form else None,
     )
     try:
-        checked = service.save_settings(settings, change, expected_version=expected, actor=current_user.username)
+        checked = service.save_settings(settings, change, expected_version=expected, actor=current_user.username,
+                                        as_admin=current_user.has_role("admin"))
     except service.Conflict as exc:
         flash(str(exc), "error")
         return _render(settings, form, pairs, status=409)  # now carries the newest version: Save again overwrites
+    except service.AdminOnly as exc:  # a field this user's page does not show: say so at the top
+        flash(str(exc), "error")
+        return _render(settings, form, pairs, version=expected, status=403)
     except (InvalidWebhookURL, service.SettingsError) as exc:
         if exc.field in form:
             form[exc.field].errors = [str(exc)]

@@ -1,0 +1,108 @@
+"""The retry schedule under Advanced on the Escalation page, in a real browser: an admin sets it, an editor sees
+no field; no axe violations, nothing sideways at 390 px. QLAR_SCREENSHOTS=DIR keeps retry-*.png of the card."""
+import os
+
+import pytest
+from conftest import PASSWORD
+from helpers import axe_violations, sideways_overflow
+from playwright.sync_api import Page, expect
+
+from qlar_console.settings.service import get_settings
+
+ESCALATION = "/agents/agent-123/production/escalation"
+SHOTS = os.environ.get("QLAR_SCREENSHOTS")
+
+
+@pytest.fixture
+def open_as(browser, live_server):
+    """Factory: log in as a user in a fresh context (width, colour scheme) and open the Escalation page."""
+    base_url, _ = live_server
+    contexts = []
+
+    def make(username: str, width: int = 1280, scheme: str = "light") -> Page:
+        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
+                                      color_scheme=scheme)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/login")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        page.goto(ESCALATION)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    if SHOTS:
+        os.makedirs(SHOTS, exist_ok=True)
+        page.screenshot(path=f"{SHOTS}/retry-{name}.png", full_page=True)
+
+
+def test_admin_sets_a_schedule_under_advanced(open_as, live_server):
+    _, app = live_server
+    page = open_as("admin")
+    field = page.get_by_label("Retry schedule")
+    expect(field).to_be_hidden()
+    page.get_by_text("Advanced", exact=True).click()
+    expect(field).to_be_visible()
+    expect(field).to_have_attribute("placeholder", "5s,5m,30m,2h,5h,10h,10h")
+
+    field.fill("1s, 5x")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#retry-schedule-error")).to_contain_text("Not a duration: '5x'")
+    expect(field).to_be_visible()  # Advanced stays open on an error
+    expect(field).to_have_value("1s, 5x")
+    expect(field).to_have_attribute("aria-invalid", "true")
+
+    field.fill("1000ms,2s")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+    page.get_by_text("Advanced", exact=True).click()
+    expect(page.get_by_label("Retry schedule")).to_have_value("1s,2s")
+    expect(page.locator("#retry-schedule-now")).to_have_text("In force now: 1s,2s (this pair's own).")
+    with app.app_context():
+        assert get_settings("agent-123", "production").retry_schedule == "1s,2s"
+
+
+def test_an_unsaved_schedule_warns_before_leaving(open_as):
+    page = open_as("admin")
+    page.get_by_text("Advanced", exact=True).click()
+    page.get_by_label("Retry schedule").fill("1s")
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["beforeunload"]
+    expect(page.get_by_label("Retry schedule")).to_have_value("1s")
+
+
+def test_an_editor_has_no_advanced(open_as):
+    page = open_as("editor")
+    expect(page.get_by_text("Advanced", exact=True)).to_have_count(0)
+    expect(page.get_by_label("Retry schedule")).to_have_count(0)
+    expect(page.locator("#retry-schedule-now")).to_contain_text("only an admin can change it")
+    assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "dark")])
+def test_advanced_open_passes_axe_and_fits(open_as, width, scheme):
+    page = open_as("admin", width, scheme)
+    page.get_by_text("Advanced", exact=True).click()
+    page.get_by_label("Retry schedule").fill("1s,2s,5s")
+    assert axe_violations(page) == []
+    assert sideways_overflow(page) == 0
+    page.locator("#advanced").scroll_into_view_if_needed()
+    _shot(page, f"{width}-{scheme}")
