@@ -5,6 +5,7 @@ from marshmallow import fields
 from ..engine.models import EVENT_TYPES, STATUSES
 from ..errors import DomainError
 from ..escalations import jobs, service
+from ..escalations import scenario as scenarios
 from ..escalations.models import CLAIMED, COMPLETED, JOB_STATUSES, PENDING
 from ..extensions import db
 from ..problems import ApiProblem
@@ -64,6 +65,34 @@ class CompleteSchema(StrictSchema):
                  error_messages={"required": service.NOTES_REQUIRED, "null": service.NOTES_REQUIRED})
 
 
+def scenario_json_schema() -> dict:
+    """The scenario document as JSON Schema, from scenario.py's limits; the lifecycle order is the parser's alone."""
+    def string(limit: int, pattern: str = TEXT, **extra) -> dict:
+        return {"type": "string", "maxLength": limit, "pattern": pattern, **extra}
+
+    common = {"delayMs": {"type": "integer", "minimum": 0, "maximum": scenarios.MAX_DELAY_MS,
+                          "description": "Milliseconds to wait before this step"},
+              "label": string(scenarios.TEXT_LIMITS["label"], description="A note for readers; never sent")}
+    escalation = {"type": "object", "additionalProperties": False,
+                  "description": "Fields instead of the template's (left out or empty: the template's)",
+                  "properties": {name: {"type": "string", "enum": [*URGENCY_LEVELS, ""]} if name == "urgencyLevel"
+                                 else string(LIMITS[name]) for name in service.FIELDS}}
+    members = {"created": {"escalation": escalation, "template": {"type": "string", "enum": list(service.TEMPLATES)}},
+               "claimed": {"by": string(LIMITS["claimedBy"], NOT_BLANK, description="Who claims it")},
+               "released": {},
+               "completed": {"notes": string(LIMITS["resolutionNotes"], NOT_BLANK, description="Resolution notes")}}
+    steps = [{"type": "object", "additionalProperties": False, "title": f"{event} step",
+              "required": ["event", *(name for name in extra if name in scenarios.REQUIRED)],
+              "properties": {"event": {"type": "string", "enum": [event]}, **common, **extra}}
+             for event, extra in members.items()]
+    return {"type": "object", "additionalProperties": False, "required": ["steps"], "properties": {
+        "name": string(scenarios.TEXT_LIMITS["name"]),
+        "description": string(scenarios.TEXT_LIMITS["description"]),
+        "steps": {"type": "array", "minItems": 1, "maxItems": scenarios.MAX_STEPS, "items": {"oneOf": steps},
+                  "description": "The first step, and only it, is created; then each step as the lifecycle allows "
+                                 "(claimed when Pending; released or completed when Claimed)"}}}
+
+
 class SimulateSchema(StrictSchema):
     flows = integer(required=True, **documented(
         minimum=jobs.FLOWS[0], maximum=jobs.FLOWS[1],
@@ -74,6 +103,10 @@ class SimulateSchema(StrictSchema):
     waitSeconds = integer(load_default=jobs.DEFAULT_WAIT_SECONDS, **documented(
         minimum=jobs.WAIT_SECONDS[0], maximum=jobs.WAIT_SECONDS[1],
         description="How long to wait for the deliveries before summarising"))
+    scenario = fields.Dict(allow_none=True, load_default=None, metadata={
+        **scenario_json_schema(), "description": "Steps each flow follows instead of a random flow, as "
+        "`flask qlar simulate --scenario FILE` reads them (docs/scenarios/ has examples); null or left out: random "
+        "flows. Checked whole before anything is sent: a refusal names the step"})
 
 
 class SummarySchema(StrictSchema):
@@ -102,6 +135,8 @@ class JobSchema(StrictSchema):
     finishedAt = UtcDateTime(allow_none=True)
     error = fields.String(allow_none=True, metadata={"description": "Why it failed (abandoned: its process ended)"})
     summary = fields.Nested(SummarySchema, allow_none=True, metadata={"description": "Once finished"})
+    scenario = fields.Dict(allow_none=True, metadata={"description": "The scenario each flow follows, as sent; "
+                                                                     "null: random flows"})
 
 
 def escalation_document(escalation) -> dict:
@@ -189,8 +224,10 @@ def release(escalation_id: str):
 @bp.alt_response(404, response="NOT_FOUND")
 @bp.alt_response(409, response="CONFLICT")
 def simulate(body: dict, agent_id: str, env: str):
-    """Start a simulate job: synthetic flows at a rate, then a delivery summary; poll the job it returns."""
-    job = jobs.start_job(agent_id, env, body["flows"], body["rate"], body["waitSeconds"], actor=actor())
+    """Start a simulate job: synthetic flows (random, or a scenario's steps) at a rate, then a delivery summary;
+    poll the job it returns."""
+    job = jobs.start_job(agent_id, env, body["flows"], body["rate"], body["waitSeconds"], actor=actor(),
+                         scenario=body["scenario"])
     return jobs.job_document(job), 202, {"Location": url_for("Escalations.read_job", job_id=job.id)}
 
 

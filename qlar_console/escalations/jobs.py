@@ -24,6 +24,7 @@ from ..engine.models import SUCCEEDED, Event
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..settings.service import SettingsError, get_settings
+from . import scenario as scenarios
 from . import simulate
 from .models import ABANDONED_AFTER, CANCELLED, DELIVERING, FAILED, FINISHED, RUNNING, SimulationJob
 from .service import TransitionError
@@ -76,9 +77,13 @@ def check_parameters(flows: int, rate: float | None, wait_seconds: int) -> None:
 
 
 def start_job(agent_id: str, environment: str, flows: int, rate: float | None = None,
-              wait_seconds: int = DEFAULT_WAIT_SECONDS, *, actor: str) -> SimulationJob:
-    """Record a job (refused while the pair has one unfinished), audit it, and start its thread in this process."""
+              wait_seconds: int = DEFAULT_WAIT_SECONDS, *, actor: str, scenario: dict | None = None) -> SimulationJob:
+    """Record a job (refused while the pair has one unfinished), audit it, and start its thread in this process.
+
+    With a `scenario` document each flow follows its steps (refused whole, ScenarioError, before anything runs).
+    """
     check_parameters(flows, rate, wait_seconds)
+    script = scenarios.parse_scenario(scenario) if scenario is not None else None
     get_settings(agent_id, environment)
     retire_abandoned(agent_id, environment)
     running = unfinished_job(agent_id, environment)
@@ -87,7 +92,7 @@ def start_job(agent_id: str, environment: str, flows: int, rate: float | None = 
     now = utcnow()
     job = SimulationJob(id=f"job-{secrets.token_hex(6)}", agent_id=agent_id, environment=environment, status=RUNNING,
                         flows=flows, rate=rate, wait_seconds=wait_seconds, flows_done=0, created_by=actor,
-                        started_at=now, progress_at=now)
+                        started_at=now, progress_at=now, scenario=script and script.document)
     db.session.add(job)
     try:
         db.session.flush()
@@ -95,7 +100,8 @@ def start_job(agent_id: str, environment: str, flows: int, rate: float | None = 
         db.session.rollback()
         raise JobRunning(unfinished_job(agent_id, environment), agent_id, environment) from None
     record(actor, "simulation.started",
-           f"{job.id}: {flows} flows at {f'{rate:g} per second' if rate else 'full speed'}, waiting up to "
+           f"{job.id}: {flows} flows{f' of the {script.describe()}' if script else ''} at "
+           f"{f'{rate:g} per second' if rate else 'full speed'}, waiting up to "
            f"{wait_seconds} s for deliveries", agent_id=agent_id, environment=environment)
     db.session.commit()
     app = current_app._get_current_object()
@@ -172,8 +178,9 @@ def _run(app: Flask, job_id: str) -> None:
         try:
             job = db.session.get(SimulationJob, job_id)
             pair, flows, rate, wait_seconds = (job.agent_id, job.environment), job.flows, job.rate, job.wait_seconds
+            script = scenarios.parse_scenario(job.scenario) if job.scenario is not None else None
             db.session.commit()
-            done = _run_flows(job_id, pair, flows, rate)
+            done = _run_flows(job_id, pair, flows, rate, script)
             _report(job_id, status=DELIVERING, flows_done=len(done))
             summary = _await_deliveries(job_id, done, wait_seconds)
             _report(job_id, status=FINISHED, summary=asdict(summary), finished_at=utcnow())
@@ -188,16 +195,28 @@ def _run(app: Flask, job_id: str) -> None:
             db.session.remove()
 
 
-def _run_flows(job_id: str, pair: tuple[str, str], flows: int, rate: float | None) -> list[str]:
-    """simulate.run_flow `flows` times at `rate`, writing flowsDone at most every PROGRESS_EVERY seconds."""
+def _run_flows(job_id: str, pair: tuple[str, str], flows: int, rate: float | None,
+               script: scenarios.Scenario | None = None) -> list[str]:
+    """simulate.run_flow (or the scenario's flow) `flows` times at `rate`, writing flowsDone at most every
+    PROGRESS_EVERY seconds."""
     rng, done, started = random.Random(), [], time.monotonic()
     reported = started
+
+    def alive_sleep(seconds: float) -> None:
+        """A scenario step's delay, in slices that show the job is alive (and stop it once cancelled)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, BEAT_EVERY))
+            if left > BEAT_EVERY:
+                _report(job_id, flows_done=len(done))
+
     for index in range(flows):
         while simulate.due_in(index, started, rate) > BEAT_EVERY:  # a slow rate: still alive
             time.sleep(BEAT_EVERY)
             _report(job_id, flows_done=len(done))
         simulate.pace(index, started, rate)
-        done.append(simulate.run_flow(*pair, rng))
+        done.append(scenarios.run_scenario_flow(*pair, script, alive_sleep) if script
+                    else simulate.run_flow(*pair, rng))
         if time.monotonic() - reported >= PROGRESS_EVERY:
             _report(job_id, flows_done=len(done))
             reported = time.monotonic()
@@ -227,7 +246,7 @@ def _report(job_id: str, **values) -> None:
 
 def _fail(job_id: str, exc: Exception) -> None:
     """Close the job as failed with a reason a user can read (a rule's message, else a pointer to the log)."""
-    if isinstance(exc, TransitionError | SettingsError):
+    if isinstance(exc, TransitionError | SettingsError | scenarios.ScenarioError):
         reason = str(exc)
     else:
         reason = "The job stopped on an unexpected error; the server log has the details."
@@ -248,4 +267,4 @@ def job_document(job) -> dict:
     return {"id": job.id, "agentId": job.agent_id, "environment": job.environment, "status": status,
             "flows": job.flows, "flowsDone": job.flows_done, "rate": job.rate, "waitSeconds": job.wait_seconds,
             "createdBy": job.created_by, "startedAt": job.started_at, "finishedAt": job.finished_at,
-            "error": error, "summary": summary}
+            "error": error, "summary": summary, "scenario": job.scenario}

@@ -46,6 +46,12 @@ FIELD_MAX_LENGTH = {  # payload name -> most characters: the one home of these l
     "claimedBy": 80, "resolutionNotes": 2000,
 }
 NOTES_REQUIRED = "Resolution notes are required to complete an escalation."
+CLAIMANT_REQUIRED = "Say who claims the escalation."
+TRANSITIONS = {  # event -> (verb, from, to): the lifecycle's one home (the service and scenarios walk it)
+    "claimed": ("claim", PENDING, CLAIMED),
+    "completed": ("complete", CLAIMED, COMPLETED),
+    "released": ("release", CLAIMED, PENDING),
+}
 
 
 class TransitionError(DomainError):
@@ -62,6 +68,16 @@ class WrongStatus(TransitionError, Conflict):
 
 class InvalidField(TransitionError):
     """A field's value was refused; `field` is its payload name (topic, claimedBy, resolutionNotes, ...)."""
+
+
+def transition_refusal(event: str, status: str, escalation_id: str | None = None) -> str | None:
+    """Why the transition emitting `event` cannot happen to an escalation in `status`, or None when it can."""
+    verb, source, _ = TRANSITIONS[event]
+    if status == source:
+        return None
+    done = f"{verb}{'d' if verb.endswith('e') else 'ed'}"
+    name = f"escalation {escalation_id}" if escalation_id else "the escalation"
+    return f"Cannot {verb} {name}: it is {status}, and only a {source} escalation can be {done}."
 
 
 def check_text(field: str, value: str) -> str:
@@ -90,15 +106,7 @@ def create_escalation(agent_id: str, environment: str, template: str = DEFAULT_T
 
     A `synthetic` one (the simulator, a scenario, Run test flow) marks each of its events as synthetic.
     """
-    if template not in TEMPLATES:
-        raise InvalidField(f"Unknown template {template!r}; known: {', '.join(TEMPLATES)}.", "template")
-    unknown = set(fields) - set(FIELDS)
-    if unknown:
-        raise InvalidField(f"Unknown escalation field: {sorted(unknown)[0]}.", sorted(unknown)[0])
-    values = {**TEMPLATES[template], "threadId": f"thread-{secrets.token_hex(4)}"}
-    values.update({k: check_text(k, str(v)) for k, v in fields.items() if v is not None and str(v).strip()})
-    if values["urgencyLevel"] not in URGENCY_LEVELS:
-        raise InvalidField(f"Urgency level must be one of: {', '.join(URGENCY_LEVELS)}.", "urgencyLevel")
+    values = check_fields(template, fields)
     settings = get_settings(agent_id, environment)
     escalation = Escalation(
         id=f"esc-{secrets.token_hex(6)}", agent_id=agent_id, environment=environment, status=PENDING, last_sequence=0,
@@ -109,29 +117,46 @@ def create_escalation(agent_id: str, environment: str, template: str = DEFAULT_T
     return _commit(escalation, "created", settings)
 
 
+def check_fields(template: str, fields: dict) -> dict[str, str]:
+    """A new escalation's values: the template's, each field given (not empty) instead; InvalidField when refused."""
+    if template not in TEMPLATES:
+        raise InvalidField(f"Unknown template {template!r}; known: {', '.join(TEMPLATES)}.", "template")
+    unknown = set(fields) - set(FIELDS)
+    if unknown:
+        raise InvalidField(f"Unknown escalation field: {sorted(unknown)[0]}.", sorted(unknown)[0])
+    values = {**TEMPLATES[template], "threadId": f"thread-{secrets.token_hex(4)}"}
+    values.update({k: check_text(k, str(v)) for k, v in fields.items() if v is not None and str(v).strip()})
+    if values["urgencyLevel"] not in URGENCY_LEVELS:
+        raise InvalidField(f"Urgency level must be one of: {', '.join(URGENCY_LEVELS)}.", "urgencyLevel")
+    return values
+
+
+def check_required(field: str, value: str | None) -> str:
+    """Who claims (claimedBy) or the resolution notes (resolutionNotes): required, checked, stripped."""
+    if not (value or "").strip():
+        raise InvalidField(CLAIMANT_REQUIRED if field == "claimedBy" else NOTES_REQUIRED, field)
+    return check_text(field, value)
+
+
 def claim(escalation_id: str, by: str) -> Escalation:
     """A supervisor claims a Pending escalation; emits `claimed`."""
-    if not (by or "").strip():
-        raise InvalidField("Say who claims the escalation.", "claimedBy")
-    by = check_text("claimedBy", by)
-    escalation = _transition(escalation_id, PENDING, CLAIMED, "claim")
+    by = check_required("claimedBy", by)
+    escalation = _transition(escalation_id, "claimed")
     escalation.claimed_by = by
     return _commit(escalation, "claimed")
 
 
 def complete(escalation_id: str, notes: str) -> Escalation:
     """Resolve a Claimed escalation with resolution notes; emits `completed`."""
-    if not (notes or "").strip():
-        raise InvalidField(NOTES_REQUIRED, "resolutionNotes")
-    notes = check_text("resolutionNotes", notes)
-    escalation = _transition(escalation_id, CLAIMED, COMPLETED, "complete")
+    notes = check_required("resolutionNotes", notes)
+    escalation = _transition(escalation_id, "completed")
     escalation.resolution_notes = notes
     return _commit(escalation, "completed")
 
 
 def release(escalation_id: str) -> Escalation:
     """Give a Claimed escalation back to the queue; emits `released`."""
-    escalation = _transition(escalation_id, CLAIMED, PENDING, "release")
+    escalation = _transition(escalation_id, "released")
     escalation.claimed_by = None
     return _commit(escalation, "released")
 
@@ -160,14 +185,13 @@ def events_by_escalation(escalation_ids: list[str]) -> dict[str, list[Event]]:
     return grouped
 
 
-def _transition(escalation_id: str, source: str, target: str, verb: str) -> Escalation:
+def _transition(escalation_id: str, event: str) -> Escalation:
+    """The escalation moved to the status the transition emitting `event` leads to; WrongStatus when it may not."""
     escalation = get_escalation(escalation_id)
-    if escalation.status != source:
-        raise WrongStatus(
-            f"Cannot {verb} escalation {escalation_id}: it is {escalation.status}, and only a {source} "
-            f"escalation can be {verb}{'d' if verb.endswith('e') else 'ed'}."
-        )
-    escalation.status = target
+    refusal = transition_refusal(event, escalation.status, escalation_id)
+    if refusal:
+        raise WrongStatus(refusal)
+    escalation.status = TRANSITIONS[event][2]
     return escalation
 
 
