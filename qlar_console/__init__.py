@@ -56,6 +56,7 @@ def register_blueprints(app: Flask) -> None:
     from .auth.account import bp as account_bp
     from .auth.views import bp as auth_bp
     from .deliveries.views import bp as deliveries_bp
+    from .escalations import purge_views  # noqa: F401  (Purge synthetic data: its routes join escalations_bp)
     from .escalations.event_types import bp as event_types_bp
     from .escalations.views import bp as escalations_bp
     from .observability import bp as observability_bp

@@ -17,18 +17,20 @@ from .deliveries import conformance
 from .deliveries.cli import deliveries_command, resend_command, resend_failed_command
 from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, DEMO_WEBHOOK_URL, seed_demo, start_reference_receiver
 from .engine.housekeeping import live_workers
-from .engine.housekeeping import purge as purge_traces
 from .errors import one_line_errors
+from .escalations import scenario as scenarios
 from .escalations import service as lifecycle
 from .escalations import simulate
+from .escalations.purge_cli import purge_command
 from .escalations.service import TEMPLATES
 from .receiver.cli import receiver_command
 from .settings import service
+from .settings.schedule import describe_schedule
 from .worker import become_lean_worker
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
 qlar.add_command(receiver_command)
-for command in (deliveries_command, resend_command, resend_failed_command):
+for command in (deliveries_command, resend_command, resend_failed_command, purge_command):
     qlar.add_command(command)
 qlar.add_command(token_group)
 qlar.add_command(user_group)
@@ -84,6 +86,7 @@ def webhook_show(agent_id, env, reveal):
     click.echo(f"Secret Key:  {secret or (MASKED if settings.secret_ciphertext else '(none yet)')}")
     if settings.previous_secret_active(utcnow()):
         click.echo(f"Previous key valid until {settings.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC")
+    click.echo(f"Retry schedule: {describe_schedule(settings.retry_schedule)}")
     click.echo(f"Version {settings.version}, saved by {settings.saved_by or '-'} at "
                f"{settings.saved_at.strftime('%Y-%m-%d %H:%M:%S UTC') if settings.saved_at else '-'}")
 
@@ -93,15 +96,20 @@ def webhook_show(agent_id, env, reveal):
 @click.argument("env")
 @click.option("--url")
 @click.option("--enable/--disable", default=None)
+@click.option("--retry-schedule", help="Delays between tries for this pair, such as 1s,2s,5s; 'default' clears it.")
 @one_line_errors
-def webhook_set(agent_id, env, url, enable):
-    """Change the URL and/or switch the webhook on or off, then save."""
+def webhook_set(agent_id, env, url, enable, retry_schedule):
+    """Change the URL, switch the webhook on or off and/or set its retry schedule, then save."""
     settings = service.get_settings(agent_id, env)
-    change = service.SettingsChange.from_settings(settings, webhook_url=url, webhook_enabled=enable)
-    checked = service.save_settings(settings, change, expected_version=settings.version, actor=CLI_ACTOR)
+    change = service.SettingsChange.from_settings(settings, webhook_url=url, webhook_enabled=enable,
+                                                  retry_schedule=retry_schedule)
+    checked = service.save_settings(settings, change, expected_version=settings.version, actor=CLI_ACTOR,
+                                    as_admin=True)  # whoever runs the CLI operates the server
     if checked.warning:
         click.echo(f"Warning: {checked.warning}", err=True)
     click.echo("Escalation settings saved")
+    if retry_schedule is not None:
+        click.echo(f"Retry schedule: {describe_schedule(settings.retry_schedule)}")
 
 
 @webhook_group.command("regenerate")
@@ -205,15 +213,24 @@ def escalation_release(escalation_id):
 @qlar.command("simulate")
 @click.argument("agent_id")
 @click.argument("env")
-@click.option("--flows", type=click.IntRange(1, 1_000_000), required=True, help="How many full flows.")
+@click.option("--flows", type=click.IntRange(1, 1_000_000), default=None,
+              help="How many full flows (required, but 1 with --scenario).")
 @click.option("--rate", type=click.FloatRange(0.01, 10_000), default=None, help="Flows per second (default: flat out).")
 @click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=60, show_default=True,
               help="Seconds to wait for deliveries before the summary.")
 @click.option("--seed", type=int, default=None, help="Random seed, to repeat a run.")
+@click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False), default=None,
+              help="A JSON file of steps each flow follows (docs/scenarios/ has examples) instead of random flows.")
 @one_line_errors
-def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
+def simulate_command(agent_id, env, flows, rate, wait_seconds, seed, scenario_file):
     """Send N synthetic escalation flows; Ctrl-C stops early. Ends with a delivery summary."""
+    if flows is None and scenario_file is None:
+        raise click.UsageError("Missing option '--flows' (it may be left out only with --scenario).")
+    script = scenarios.load_scenario_file(scenario_file) if scenario_file else None  # refused before any flow
     service.get_settings(agent_id, env)  # unknown pair: one-line error before anything starts
+    flows = flows or 1
+    if script:
+        click.echo(f"Each flow follows the {script.describe()} of {scenario_file}.")
     dispatcher = current_app.extensions["qlar_dispatcher"]
     own_dispatcher = not live_workers()
     if own_dispatcher:  # nobody else delivers: do it in this process for the run
@@ -223,7 +240,8 @@ def simulate_command(agent_id, env, flows, rate, wait_seconds, seed):
         with click.progressbar(length=flows, label="Flows") as bar:
             for index in range(flows):
                 simulate.pace(index, started, rate)
-                done.append(simulate.run_flow(agent_id, env, rng))
+                done.append(scenarios.run_scenario_flow(agent_id, env, script) if script
+                            else simulate.run_flow(agent_id, env, rng))
                 bar.update(1)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted after {len(done)} flows.")
@@ -247,12 +265,6 @@ def worker(threads):
     This command becomes `python -m qlar_console.worker`, which loads only the delivery engine's needs.
     """
     become_lean_worker(threads, current_app.instance_path)
-
-
-@qlar.command("purge")
-def purge():
-    """Delete delivery traces older than QLAR_TRACE_RETENTION_DAYS."""
-    click.echo(f"Purged {purge_traces(current_app.config['TRACE_RETENTION_DAYS'])} old attempts and events.")
 
 
 @qlar.command("serve")

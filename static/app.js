@@ -288,6 +288,24 @@ function initCountdowns() {
 }
 
 // Simulation (Escalations): while the job runs, poll its JSON and update the progress and the live region in place.
+// The Simulation form's Scenario JSON shows only for "Custom JSON", which starts from the example chosen last.
+function initScenarioField() {
+  const choice = document.querySelector("select[data-scenario-choice]");
+  const box = document.querySelector("[data-scenario-json]");
+  if (!choice || !box) return;
+  const text = box.querySelector("textarea");
+  let example = (choice.querySelector("option[data-json]") || { dataset: {} }).dataset.json || "";
+  const sync = () => {
+    const option = choice.selectedOptions[0];
+    if (option && option.dataset.json) example = option.dataset.json;
+    const custom = choice.value === choice.dataset.scenarioChoice;
+    if (custom && !text.value.trim()) text.value = example;
+    box.hidden = !custom;
+  };
+  choice.addEventListener("change", sync);
+  sync();
+}
+
 function initSimulation() {
   const box = document.querySelector(".sim-state[data-poll]");
   if (!box || box.dataset.unfinished !== "yes") return;
@@ -335,4 +353,5 @@ document.addEventListener("DOMContentLoaded", () => {
   initLocalTimes();
   initAutoRefresh();
   initSimulation();
+  initScenarioField();
 });

@@ -1,4 +1,6 @@
 """/api/v1 deliveries: the log, one event with its attempts, Resend, Resend failed, and the receiver check."""
+from dataclasses import replace
+
 from flask import request, url_for
 from marshmallow import RAISE, fields, validate
 
@@ -27,6 +29,9 @@ class DeliveriesQuerySchema(StrictSchema):
     eventType = fields.String(validate=NOT_EMPTY, **documented(enum=EVENT_TYPES, description="Only this event type"))
     before = fields.String(validate=NOT_EMPTY, **documented(
         pattern=f"^{queries.EVENT_ID.pattern}$", description="Cursor: only events older than this id (see `next`)"))
+    synthetic = fields.Boolean(truthy={"true"}, falsy={"false"}, metadata={
+        "description": "true: only synthetic events (simulator, scenarios, test flow; sent with X-Qlar-Synthetic); "
+                       "false: only real ones; left out: both"})
     limit = fields.Integer(load_default=queries.PAGE_SIZE, validate=validate.Range(1, queries.MAX_PAGE_SIZE),
                            metadata={"description": "Events per page"})
 
@@ -47,6 +52,7 @@ class EventSummarySchema(StrictSchema):
     lastStatusCode = fields.Integer(allow_none=True, metadata={"description": "HTTP status of the last try"})
     lastError = fields.String(allow_none=True)
     resendRequestedBy = fields.String(allow_none=True, metadata={"description": "Who asked for a Resend not yet tried"})
+    synthetic = fields.Boolean(metadata={"description": "Made by the simulator, a scenario or the test flow"})
 
 
 class AttemptSchema(StrictSchema):
@@ -120,6 +126,7 @@ def event_summary(event) -> dict:
         "tries": event.tries, "attemptCount": event.attempt_count, "createdAt": event.created_at,
         "deliveredAt": event.delivered_at, "nextAttemptAt": event.next_attempt_at,
         "lastStatusCode": event.last_status_code, "lastError": event.last_error, "resendRequestedBy": event.manual_by,
+        "synthetic": event.synthetic,
     }
 
 
@@ -150,12 +157,15 @@ def check_document(check) -> dict:
 def parse_query(query: dict, agent_id: str, env: str) -> tuple[queries.Filters, str | None]:
     """The page's filter rules applied to the API's parameters; a refusal is a 422 naming the parameter."""
     args = {"status": query.get("status"), "event_type": query.get("eventType"), "before": query.get("before")}
-    return queries.parse_filters(args, agent_id, env)
+    filters, before = queries.parse_filters(args, agent_id, env)
+    return replace(filters, synthetic=query.get("synthetic")), before
 
 
 def next_url(query: dict, older_than: str) -> str:
     """The URL of the page after this one: same filters and limit, continuing from older_than."""
     params = {k: query[k] for k in ("status", "eventType") if query.get(k)}
+    if query.get("synthetic") is not None:
+        params["synthetic"] = "true" if query["synthetic"] else "false"
     if query["limit"] != queries.PAGE_SIZE:
         params["limit"] = query["limit"]
     return url_for(request.endpoint, **request.view_args, **params, before=older_than, _external=True)

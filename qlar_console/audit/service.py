@@ -21,6 +21,7 @@ ACTION_NAMES = {
     "api.call": "API call",
     "api_token.created": "API token created",
     "api_token.revoked": "API token revoked",
+    "data.synthetic_purged": "Synthetic data purged",
     "deliveries.resend_failed": "Failed events resent",
     "event.resent": "Event resent",
     "master_key.rotated": "Master key rotated",
@@ -41,6 +42,7 @@ ACTION_NAMES = {
     "webhook.disabled": "Webhook switched off",
     "webhook.previous_secret_revoked": "Previous key revoked",
     "webhook.receiver_checked": "Receiver checked",
+    "webhook.retry_schedule_changed": "Retry schedule changed",
     "webhook.secret_regenerated": "Key regenerated",
     "webhook.secret_revealed": "Key revealed",
 }

@@ -13,17 +13,21 @@ CLI_ACTOR = "cli"  # as qlar_console.cli: who the audit log says acted
 @click.command("deliveries")
 @click.option("--status", type=click.Choice(STATUSES), default=None)
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--synthetic/--real", default=None,
+              help="Only synthetic events (simulator, scenarios, test flow), or only real ones (default: both).")
 @with_appcontext
-def deliveries_command(status, limit):
-    """List recent events and their delivery status."""
+def deliveries_command(status, limit, synthetic):
+    """List recent events and their delivery status; synthetic ones are marked [synthetic]."""
     query = db.select(Event).order_by(Event.id.desc()).limit(limit)
     if status:
         query = query.where(Event.status == status)
+    if synthetic is not None:
+        query = query.where(Event.synthetic == synthetic)
     for event in db.session.scalars(query):
         code = event.last_status_code or "-"
         click.echo(f"{event.id}  {event.created_at:%Y-%m-%d %H:%M:%S}  {event.agent_id}/{event.environment}  "
                    f"{event.event_type:<9}  {event.status:<9}  tries={event.attempt_count}  last={code}  "
-                   f"{event.last_error or ''}".rstrip())
+                   f"{'[synthetic]  ' if event.synthetic else ''}{event.last_error or ''}".rstrip())
 
 
 @click.command("resend")

@@ -1,11 +1,12 @@
-"""The Deliveries page's query string: Search (an event or escalation id), agent · environment, From and To days
-and a cursor either way, on top of the status and event-type rules the API shares (queries.parse_filters)."""
+"""The Deliveries page's query string: Search (an event or escalation id), agent · environment, From and To days,
+Traffic (synthetic=only|none) and a cursor either way, on top of the status and event-type rules the API shares
+(queries.parse_filters)."""
 import logging
 import re
 from dataclasses import dataclass, replace
 
 from ..clock import day_argument
-from .queries import EVENT_ID, Filters, InvalidFilter, parse_filters
+from .queries import EVENT_ID, TRAFFIC_ARGS, Filters, InvalidFilter, parse_filters
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,20 @@ def parse_log_args(args, pairs: list[tuple[str, str]]) -> tuple[Filters, Cursor]
     if since and until and since > until:
         raise InvalidFilter(f"From ({since}) is after To ({until}): swap them.", "from")
     return replace(filters, agent_id=agent_id, environment=environment, event_id=event_id,
-                   escalation_id=escalation_id, since=since, until=until), Cursor(before, after)
+                   escalation_id=escalation_id, since=since, until=until,
+                   synthetic=_traffic(args.get("synthetic"))), Cursor(before, after)
+
+
+def _traffic(value: str | None) -> bool | None:
+    """Traffic: all (empty), real only (none) or synthetic only (only)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    for synthetic, name in TRAFFIC_ARGS.items():
+        if value == name:
+            return synthetic
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    raise InvalidFilter(f"Unknown traffic {shown!r}: choose All, Real only or Synthetic only.", "synthetic")
 
 
 def _pair(args, pairs: list[tuple[str, str]]) -> tuple[str | None, str | None]:

@@ -24,6 +24,7 @@ CHART_DAYS = 14
 COUNT_CAP = 1000  # counts per status stop here ("1,000+"): each costs at most this many index entries
 COUNT_WINDOW = 5000  # with a search or a date range, the matching events counted at most
 EVENT_ID = re.compile(r"evt_[0-9a-f]{1,36}")
+TRAFFIC_ARGS = {True: "only", False: "none"}  # Filters.synthetic -> the page's synthetic= argument (Traffic)
 
 
 class InvalidFilter(DomainError):
@@ -34,7 +35,8 @@ class InvalidFilter(DomainError):
 class Filters:
     """What the log is narrowed to; None means any (the page shows every agent x environment, the API one).
 
-    event_id and escalation_id come from the page's Search; since and until are UTC days, both included.
+    event_id and escalation_id come from the page's Search; since and until are UTC days, both included;
+    synthetic: True only the simulator's, scenarios' and test flows' events, False only real ones (Traffic).
     """
 
     status: str | None = None
@@ -45,6 +47,7 @@ class Filters:
     escalation_id: str | None = None
     since: date | None = None
     until: date | None = None
+    synthetic: bool | None = None
 
     @property
     def search(self) -> str:
@@ -55,7 +58,7 @@ class Filters:
         """The page's filters as query-string arguments (unset ones left out), for links that keep them."""
         args = {"q": self.search, "agent": self.agent_id, "env": self.environment, "status": self.status,
                 "event_type": self.event_type, "from": self.since and self.since.isoformat(),
-                "to": self.until and self.until.isoformat()}
+                "to": self.until and self.until.isoformat(), "synthetic": TRAFFIC_ARGS.get(self.synthetic)}
         return {k: v for k, v in args.items() if v}
 
 
@@ -99,7 +102,8 @@ def _where(query, filters: Filters):
     """The query narrowed to the filters' events."""
     for column, value in ((Event.status, filters.status), (Event.event_type, filters.event_type),
                           (Event.agent_id, filters.agent_id), (Event.environment, filters.environment),
-                          (Event.id, filters.event_id), (Event.escalation_id, filters.escalation_id)):
+                          (Event.id, filters.event_id), (Event.escalation_id, filters.escalation_id),
+                          (Event.synthetic, filters.synthetic)):
         if value is not None:
             query = query.where(column == value)
     if filters.since is not None:

@@ -13,9 +13,11 @@ from ..extensions import db
 from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
 from ..settings.service import SettingsError, all_settings
 from . import jobs, service
+from . import scenario as scenarios
 from .forms import CreateEscalationForm
 from .models import CANCELLED, DELIVERING, FINISHED, RUNNING, Escalation
 from .simulate import Summary
+from .timeline import load_timeline
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ bp = Blueprint("escalations", __name__)
 
 LIST_LIMIT = 50
 TEST_FLOW_NOTES = "Resolved by the qlar console test flow"
+CUSTOM_SCENARIO = "custom"  # the Scenario choice that reads the Scenario JSON field
 
 
 def choose_pair(pairs: list[EscalationSettings], agent_id: str | None = None,
@@ -96,10 +99,25 @@ def parse_simulation(values: dict[str, str]) -> tuple[int | None, float | None, 
     return flows, rate, errors
 
 
+def chosen_scenario(values: dict[str, str]) -> scenarios.Scenario | None:
+    """The Scenario field: None (Random flows), a shipped example, or the Scenario JSON pasted; ScenarioError."""
+    if not values["scenario"]:
+        return None
+    if values["scenario"] == CUSTOM_SCENARIO:
+        if not values["scenario_json"].strip():
+            raise scenarios.ScenarioError("Paste a scenario's JSON, or choose another scenario.")
+        return scenarios.parse_scenario(scenarios.load_json(values["scenario_json"], "The scenario JSON"))
+    example = scenarios.examples().get(values["scenario"])
+    if example is None:
+        raise scenarios.ScenarioError("Choose a scenario from the list.")
+    return example
+
+
 def _render(pairs, pair, form, status=200, simulation=None):
     """Render the page for one pair (or the empty state when there is none), with its newest simulate job."""
     escalations = recent_escalations(pair.agent_id, pair.environment) if pair else []
-    simulation = {"values": {"flows": "10", "rate": ""}, "errors": {}, "message": None, **(simulation or {})}
+    simulation = {"values": {"flows": "10", "rate": "", "scenario": "", "scenario_json": ""}, "errors": {},
+                  "message": None, **(simulation or {})}
     if pair is not None and current_user.has_role("editor"):
         job = jobs.latest_job(pair.agent_id, pair.environment)
         simulation.update(state=simulation_state(job) if job else None, started_at=job and job.started_at)
@@ -112,6 +130,8 @@ def _render(pairs, pair, form, status=200, simulation=None):
         trigger_conditions=TRIGGER_CONDITIONS,
         notes_max_length=service.FIELD_MAX_LENGTH["resolutionNotes"], simulation=simulation,
         flows_range=jobs.FLOWS, max_rate=jobs.MAX_RATE,
+        scenario_examples=scenarios.examples() if pair is not None else {}, custom_scenario=CUSTOM_SCENARIO,
+        max_steps=scenarios.MAX_STEPS,
     )
     return html, status
 
@@ -128,6 +148,13 @@ def index():
     if pair is not None and not (agent_id and environment) and (agent_id or environment):
         return redirect(_page_url(pair.agent_id, pair.environment))
     return _render(pairs, pair, CreateEscalationForm.prefilled())
+
+
+@bp.get("/escalations/<escalation_id>")
+@login_required
+def timeline(escalation_id: str):
+    """An escalation's timeline: its events in sequence order, every attempt under each, Copy as cURL on each."""
+    return render_template("escalations/timeline.html", timeline=load_timeline(escalation_id))
 
 
 @bp.post("/escalations")
@@ -218,21 +245,29 @@ def test_flow():
 @bp.post("/escalations/simulate")
 @require_role("editor")
 def simulate():
-    """Simulate: start the API's simulate job (Flows, Rate) for the pair; the page then shows its progress."""
+    """Simulate: start the API's simulate job (Flows, Rate, Scenario) for the pair; the page then shows its progress."""
     agent_id, environment = request.form.get("agent", ""), request.form.get("env", "")
-    values = {name: request.form.get(name, "").strip() for name in ("flows", "rate")}
+    values = {name: request.form.get(name, "").strip() for name in ("flows", "rate", "scenario")}
+    values["scenario_json"] = request.form.get("scenario_json", "")  # as typed: errors name its lines
     flows, rate, errors = parse_simulation(values)
+    script = None
+    try:
+        script = chosen_scenario(values)
+    except scenarios.ScenarioError as exc:
+        errors["scenario_json" if values["scenario"] == CUSTOM_SCENARIO else "scenario"] = str(exc)
     message, status = None, 422
     if not errors:
         try:
-            job = jobs.start_job(agent_id, environment, flows, rate, actor=current_user.username)
+            job = jobs.start_job(agent_id, environment, flows, rate, actor=current_user.username,
+                                 scenario=script and script.document)
         except jobs.JobRunning as exc:
             message, status = str(exc), 409
         except jobs.JobError as exc:
             errors[exc.field] = str(exc)
         else:
             pace = f"{rate:g} per second" if rate else "as fast as possible"
-            flash(f"Simulate job {job.id} started: {flows} flows, {pace}.", "success")
+            following = f" of the {script.describe()}" if script else ""
+            flash(f"Simulate job {job.id} started: {flows} flows{following}, {pace}.", "success")
             return redirect(url_for("escalations.index", agent=agent_id, env=environment, _anchor="simulation"))
     pairs = all_settings()
     pair = choose_pair(pairs, agent_id, environment) if agent_id and environment else None

@@ -1,0 +1,98 @@
+"""An escalation's timeline: its events in sequence order and, under each, every attempt with Copy as cURL.
+
+Read in three queries whatever the number of events and attempts: the escalation, its events (bodies included:
+the cURL commands need them), and their attempts. The view is escalations.views.timeline.
+"""
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import selectinload
+
+from ..deliveries.curl import curl_command
+from ..engine.models import CANCELLED, PENDING, SKIPPED, Attempt, Event
+from ..extensions import db
+from .models import Escalation
+from .service import LABELS, get_escalation
+
+log = logging.getLogger(__name__)
+
+UNTRIED = {  # what an event without attempts says, by its delivery status
+    PENDING: "Not tried yet: the dispatcher sends it when it is due.",
+    SKIPPED: "Never sent: the webhook was disabled or not saved when this event was written.",
+    CANCELLED: "Never sent: the webhook was switched off before this event was tried.",
+}
+
+
+@dataclass(frozen=True)
+class AttemptEntry:
+    """One try as the timeline shows it, with its request as a curl command (None when none can carry it)."""
+
+    attempt: Attempt
+    curl: str | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the receiver answered 2xx (the dispatcher's rule for delivered)."""
+        status = self.attempt.response_status
+        return status is not None and 200 <= status < 300
+
+    @property
+    def result(self) -> str:
+        """"HTTP 200", "HTTP 500", or "No response" when the try failed before an answer."""
+        status = self.attempt.response_status
+        return f"HTTP {status}" if status is not None else "No response"
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """One event of the escalation and its attempts, oldest first."""
+
+    event: Event
+    attempts: list[AttemptEntry]
+
+    @property
+    def untried(self) -> str | None:
+        """Why there is no attempt to show, or None when there are some."""
+        if self.attempts:
+            return None
+        return UNTRIED.get(self.event.status, "No attempts are recorded for this event.")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """An escalation, its fields as labelled pairs, and its events in sequence order."""
+
+    escalation: Escalation
+    events: list[EventEntry]
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """The escalation's payload fields with their labels (Thread ID, Urgency level, …), id and status left out."""
+        return [(LABELS[name], value) for name, value in self.escalation.as_payload().items() if name in LABELS]
+
+    @property
+    def attempt_count(self) -> int:
+        """All the attempts on the page."""
+        return sum(len(entry.attempts) for entry in self.events)
+
+
+def replay_command(attempt: Attempt, body: bytes) -> str | None:
+    """The attempt's request as a curl command, or None (logged) when its bytes cannot go in one."""
+    try:
+        return curl_command(attempt.url, attempt.request_headers or {}, body)
+    except ValueError:
+        log.warning("attempt %s of event %s cannot be written as a curl command", attempt.number, attempt.event_id)
+        return None
+
+
+def load_timeline(escalation_id: str) -> Timeline:
+    """The escalation's timeline; UnknownEscalation (a NotFound: the 404 page) when there is no such escalation."""
+    escalation = get_escalation(escalation_id)
+    events = db.session.scalars(
+        db.select(Event).where(Event.escalation_id == escalation.id)
+        .order_by(Event.sequence, Event.id).options(selectinload(Event.attempts))
+    )
+    return Timeline(escalation, [
+        EventEntry(event, [AttemptEntry(a, replay_command(a, event.body)) for a in event.attempts])
+        for event in events
+    ])
