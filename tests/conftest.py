@@ -156,6 +156,27 @@ def delivery_app(tmp_path, receiver, database_url):
     dispose(app)
 
 
+@pytest.fixture
+def delivering_server(tmp_path, receiver):
+    """The console over HTTP (CSRF on) with its dispatcher, agent-123 · production delivering to the test receiver."""
+    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
+                   RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4, SLOWDOWN_SECONDS=0.3)
+    with app.app_context():
+        settings = get_settings("agent-123", "production")
+        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
+                      expected_version=settings.version, actor="test")
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.extensions["qlar_dispatcher"].start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+    dispose(app)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -1,4 +1,5 @@
 """Small helpers shared by the tests (imported explicitly, never star-imported)."""
+import os
 import re
 from pathlib import Path
 
@@ -97,3 +98,16 @@ def wider_than(page, width: int) -> list[str]:
       }
       return out.slice(0, 10);
     }""", width)
+
+
+def keep_screenshot(target, name: str) -> None:
+    """With QLAR_SCREENSHOTS=DIR, save a PNG of a page (full length) or a locator as DIR/name.png; else nothing."""
+    folder = os.environ.get("QLAR_SCREENSHOTS")
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = str(Path(folder) / f"{name}.png")
+    if hasattr(target, "goto"):  # a Page
+        target.screenshot(path=path, full_page=True)
+    else:
+        target.screenshot(path=path)

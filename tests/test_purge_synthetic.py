@@ -5,11 +5,10 @@ engine records its try; an unfinished simulate job refuses it; admins only, CSRF
 import re
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from conftest import PASSWORD, dispose, make_app
-from helpers import axe_violations, login, sideways_overflow, wider_than
+from helpers import axe_violations, keep_screenshot, login, sideways_overflow, wider_than
 from playwright.sync_api import expect
 
 from qlar_console.audit.models import AuditEntry
@@ -21,7 +20,6 @@ from qlar_console.escalations.purge import SimulationRunning, purge_synthetic, s
 from qlar_console.extensions import db
 
 PREVIEW = "/escalations/purge-synthetic"
-SHOTS = Path("/tmp/shots16")
 
 
 def seed(app) -> dict[str, list[str]]:
@@ -236,7 +234,6 @@ def test_cli_purge_refusals_and_the_plain_trace_purge(runner):
 def test_purge_and_traffic_filter_in_a_browser(browser, live_server, width, scheme):
     base_url, app = live_server
     seed(app)
-    SHOTS.mkdir(exist_ok=True)
     context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900}, color_scheme=scheme)
     try:
         page = context.new_page()
@@ -252,26 +249,26 @@ def test_purge_and_traffic_filter_in_a_browser(browser, live_server, width, sche
         expect(page.locator("table.deliveries .badge-synthetic")).to_have_count(13)
         assert axe_violations(page) == []
         assert sideways_overflow(page) == 0 and not wider_than(page, width)
-        page.screenshot(path=str(SHOTS / f"synthetic-deliveries-{width}-{scheme}.png"), full_page=True)
+        keep_screenshot(page, f"synthetic-deliveries-{width}-{scheme}")
         page.locator("table.deliveries td.type a").first.click()
         expect(page.locator(".event-facts .badge-synthetic")).to_have_text("Synthetic")
         assert axe_violations(page) == [] and sideways_overflow(page) == 0
-        page.screenshot(path=str(SHOTS / f"synthetic-event-{width}-{scheme}.png"), full_page=True)
+        keep_screenshot(page, f"synthetic-event-{width}-{scheme}")
 
         page.goto("/escalations?agent=agent-123&env=production")
-        page.screenshot(path=str(SHOTS / f"synthetic-escalations-{width}-{scheme}.png"), full_page=True)
+        keep_screenshot(page, f"synthetic-escalations-{width}-{scheme}")
         page.get_by_role("link", name="Purge synthetic data…").click()
         expect(page.get_by_role("heading", name="Purge synthetic data")).to_be_visible()
         expect(page.locator(".purge-counts")).to_contain_text("5")
         assert axe_violations(page) == []
         assert sideways_overflow(page) == 0 and not wider_than(page, width)
-        page.screenshot(path=str(SHOTS / f"synthetic-preview-{width}-{scheme}.png"), full_page=True)
+        keep_screenshot(page, f"synthetic-preview-{width}-{scheme}")
 
         page.get_by_role("button", name="Purge synthetic data").click()
         expect(page.get_by_role("status").first).to_contain_text(
             "Removed 5 escalations, 9 events and 9 attempts of synthetic data of agent-123 · production.")
         assert axe_violations(page) == [] and sideways_overflow(page) == 0
-        page.screenshot(path=str(SHOTS / f"synthetic-purged-{width}-{scheme}.png"), full_page=True)
+        keep_screenshot(page, f"synthetic-purged-{width}-{scheme}")
     finally:
         context.close()
     assert ("production", True) not in inventory(app) and inventory(app)[("staging", True)] == (2, 4, 4)

@@ -4,12 +4,11 @@ import html
 import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 from conftest import dispose, make_app
-from helpers import axe_violations, sideways_overflow, wider_than
+from helpers import axe_violations, keep_screenshot, sideways_overflow, wider_than
 from werkzeug.serving import make_server
 
 from qlar_console.crypto import generate_secret
@@ -23,7 +22,6 @@ from qlar_console.signing import qlar_signature
 
 KEY = generate_secret()
 ENV = ("agent-123", "production")
-SHOTS = Path("/tmp/shots16")
 
 
 def _event(event_id: str = "evt_0001") -> bytes:
@@ -235,7 +233,6 @@ def test_faults_form_in_the_browser(browser, rapp):
     server = make_server("127.0.0.1", 0, rapp, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    SHOTS.mkdir(exist_ok=True)
     try:
         for width, scheme in ((1280, "light"), (390, "dark"), (390, "light"), (1280, "dark")):
             context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}",
@@ -263,7 +260,7 @@ def _set_and_clear_in_the_browser(page, rapp, width: int, scheme: str) -> None:
     assert page.get_by_label("Delay (ms)").get_attribute("aria-invalid") == "true"
     if width == 1280 and scheme == "light":
         assert axe_violations(page) == []
-        page.locator("#faults").screenshot(path=str(SHOTS / "faults-error-1280-light.png"))
+        keep_screenshot(page.locator("#faults"), "faults-error-1280-light")
     page.get_by_label("Delay (ms)").fill("0")
     page.get_by_role("button", name="Inject fault").click()
     page.wait_for_url("**/?faults=set")
@@ -271,7 +268,7 @@ def _set_and_clear_in_the_browser(page, rapp, width: int, scheme: str) -> None:
     assert wider_than(page, width) == [] and sideways_overflow(page) == 0
     if checked:
         assert axe_violations(page) == []
-    page.locator("#faults").screenshot(path=str(SHOTS / f"faults-{width}-{scheme}.png"))
+    keep_screenshot(page.locator("#faults"), f"faults-{width}-{scheme}")
     page.get_by_role("button", name="Clear faults").click()
     page.wait_for_url("**/?faults=cleared")
     assert page.get_by_role("status").inner_text() == "Faults cleared: requests are answered normally."

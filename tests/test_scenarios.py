@@ -3,15 +3,12 @@
 import html
 import json
 import re
-import threading
 import time
-from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, dispose, make_app
-from helpers import api_token, assert_problem, axe_violations, login, sideways_overflow, wider_than
+from conftest import PASSWORD
+from helpers import api_token, assert_problem, axe_violations, keep_screenshot, login, sideways_overflow, wider_than
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from qlar_console.engine.models import Event
 from qlar_console.escalations.models import Escalation, SimulationJob
@@ -23,7 +20,6 @@ from qlar_console.escalations.scenario import (
     run_scenario_flow,
 )
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 ISSUE_EXAMPLE = {"steps": [  # the issue's example, also docs/scenarios/release-and-reclaim.json
@@ -366,26 +362,8 @@ def test_page_bad_scenario_is_a_field_error_and_keeps_the_input(app, client, cho
 
 
 
-SHOTS = Path("/tmp/shots16")
 
 
-@pytest.fixture
-def delivering_server(tmp_path, receiver):
-    """The console over HTTP (CSRF on) with its dispatcher, agent-123 · production delivering to the test receiver."""
-    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
-                   RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4, SLOWDOWN_SECONDS=0.3)
-    with app.app_context():
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
-                      expected_version=settings.version, actor="test")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    app.extensions["qlar_dispatcher"].start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
 
 
 def _browse(browser, base_url: str, width: int, scheme: str):
@@ -404,7 +382,6 @@ def _browse(browser, base_url: str, width: int, scheme: str):
 def test_the_page_runs_a_scenario_and_refuses_a_bad_one_in_place(browser, delivering_server, receiver):
     """Custom JSON starts from an example; a bad one is refused next to the field, input kept; an example runs to
     the summary with exactly its events; axe clean at 1280 and 390 px, light and dark, no sideways overflow."""
-    SHOTS.mkdir(exist_ok=True)
     context, page = _browse(browser, delivering_server, 1280, "light")
     try:
         scenario_json = page.get_by_label("Scenario JSON")
@@ -424,7 +401,7 @@ def test_the_page_runs_a_scenario_and_refuses_a_bad_one_in_place(browser, delive
         expect(scenario_json).to_be_visible()
         assert scenario_json.input_value() == bad and scenario_json.get_attribute("aria-invalid") == "true"
         assert axe_violations(page) == [] and wider_than(page, 1280) == []
-        page.locator("#simulation").screenshot(path=str(SHOTS / "scenario-error-1280-light.png"))
+        keep_screenshot(page.locator("#simulation"), "scenario-error-1280-light")
         assert receiver.requests == []
 
         page.get_by_label("Scenario", exact=True).select_option(label="Release and reclaim (5 steps)")
@@ -441,7 +418,7 @@ def test_the_page_runs_a_scenario_and_refuses_a_bad_one_in_place(browser, delive
         for flow in flows.values():
             _assert_as_written(flow, ISSUE_EXAMPLE["steps"])
         assert axe_violations(page) == [] and wider_than(page, 1280) == []
-        page.locator("#simulation").screenshot(path=str(SHOTS / "scenario-run-1280-light.png"))
+        keep_screenshot(page.locator("#simulation"), "scenario-run-1280-light")
     finally:
         context.close()
     for width, scheme in ((390, "dark"), (390, "light"), (1280, "dark")):
@@ -450,6 +427,6 @@ def test_the_page_runs_a_scenario_and_refuses_a_bad_one_in_place(browser, delive
             page.get_by_label("Scenario", exact=True).select_option("custom")
             expect(page.get_by_label("Scenario JSON")).to_be_visible()
             assert axe_violations(page) == [] and sideways_overflow(page) == 0
-            page.locator("#simulation").screenshot(path=str(SHOTS / f"scenario-custom-{width}-{scheme}.png"))
+            keep_screenshot(page.locator("#simulation"), f"scenario-custom-{width}-{scheme}")
         finally:
             context.close()

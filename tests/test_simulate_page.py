@@ -1,19 +1,16 @@
 """The Escalations page's Simulation form: the API's simulate job started from the page, its progress and summary."""
 import html
 import re
-import threading
 import time
 
 import pytest
-from conftest import PASSWORD, dispose, make_app
+from conftest import PASSWORD
 from helpers import axe_violations, login, sideways_overflow, wider_than
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.escalations.models import Escalation, SimulationJob
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
 PAGE = "/escalations?agent=agent-123&env=production"
 PAIR = {"agent": "agent-123", "env": "production"}
@@ -107,23 +104,6 @@ def test_viewers_see_no_form_and_cannot_simulate(app, client):
     assert _jobs(app) == []
 
 
-@pytest.fixture
-def delivering_server(tmp_path, receiver):
-    """The console over HTTP (CSRF on) with its dispatcher, agent-123 · production delivering to the test receiver."""
-    app = make_app(tmp_path, WTF_CSRF_ENABLED=True, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
-                   RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4, SLOWDOWN_SECONDS=0.3)
-    with app.app_context():
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
-                      expected_version=settings.version, actor="test")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    app.extensions["qlar_dispatcher"].start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    dispose(app)
 
 
 def _logged_in(context, username: str = "editor"):
