@@ -45,6 +45,11 @@ class Defaults:
     ALLOW_PRIVATE_TARGETS = False
     RESOLVE_TIMEOUT_SECONDS = 2.0  # Save looks the webhook host up this long, to warn of private addresses; 0: never
     TRACE_RETENTION_DAYS = 7
+    PAUSE_AFTER = "30m"  # an endpoint failing this long pauses: its events wait, one probe at a time
+    PROBE_MAX_SECONDS = 300  # a paused endpoint's probe delay doubles up to this
+    SMTP_URL: str | None = None  # alert emails: smtp://host:port, smtp+starttls://user:pass@host:587, smtps://…
+    MAIL_FROM = "qlar-console <qlar-alerts@localhost>"
+    ALERT_RETRY_SCHEDULE = "10s,1m,5m,30m,2h,6h,12h"  # an alert email or POST that fails is tried again
     POLL_SECONDS = 2.0  # fallback when a wake-up cannot arrive
     METRICS_TOKEN: str | None = None  # when set, /metrics wants "Authorization: Bearer <token>"
     METRICS_PUBLIC = False  # production serves /metrics only with METRICS_TOKEN, unless this is set

@@ -7,6 +7,9 @@ FOR UPDATE SKIP LOCKED so competing workers never wait on each other; on SQLite 
 condition is the arbiter. The webhook settings are read once per endpoint of the batch, inside the
 claim's transaction (each try uses the settings saved at that moment), and the transaction ends
 before any network call.
+
+A paused endpoint (health.py) is left out of the batch but for one probe at a time: when its
+next_probe_at is due, the oldest due event of the pair is leased as the probe.
 """
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -17,25 +20,27 @@ from sqlalchemy import bindparam, exists, func, or_, select, tuple_, update
 
 from ..clock import utcnow
 from ..extensions import db
-from .models import PENDING, Event
+from .models import PAUSED, PENDING, Endpoint, Event
 
 
 @dataclass
-class Endpoint:
+class Target:
     """A webhook as one try needs it: switched on, its checked URL and its signing keys (current first).
 
-    `problem` says why it cannot be sent to (a URL that fails the rule, a master key that cannot
-    decrypt the key); the try is then recorded as failed with that message.
+    `problem` says why it cannot be sent to (a URL that fails the rule); the try is then recorded as
+    failed with that message. `held` says why it cannot be sent now without the fault being the
+    receiver's (a master key that cannot decrypt the key): no try is used, the endpoint pauses.
     """
 
     enabled: bool
     url: str = ""
     keys: list[str] = field(default_factory=list)
     problem: str | None = None
+    held: str | None = None
     schedule: list[float] | None = None  # the pair's retry schedule; None: QLAR_RETRY_SCHEDULE
 
 
-Resolve = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Endpoint]]
+Resolve = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Target]]
 
 
 @dataclass
@@ -51,8 +56,9 @@ class Work:
     tries: int  # tries in this run so far
     attempt_count: int  # tries ever, numbering attempts
     trigger: str  # scheduled | manual
-    target: Endpoint
+    target: Target
     synthetic: bool = False  # sent with X-Qlar-Synthetic: true
+    probe: bool = False  # the one try a paused endpoint gets
 
 
 E = Event.__table__  # Core statements: no ORM bookkeeping on the hot path
@@ -78,6 +84,16 @@ _LEASE = (
 )
 _NEXT_DUE = select(func.min(E.c.next_attempt_at)).where(E.c.status == PENDING,
                                                           E.c.next_attempt_at > bindparam("now"))
+EP = Endpoint.__table__
+_PAUSED = select(EP.c.id, EP.c.agent_id, EP.c.environment, EP.c.next_probe_at).where(EP.c.health == PAUSED)
+_DUE_PROBE = or_(EP.c.next_probe_at.is_(None), EP.c.next_probe_at <= bindparam("now"))
+# The probe slot: whoever moves next_probe_at past now probes (record.py sets it again after the try).
+_TAKE_PROBE = (update(EP).where(EP.c.id == bindparam("ep"), EP.c.health == PAUSED, _DUE_PROBE)
+               .values(next_probe_at=bindparam("until")))
+_PROBE = (select(E.c.id).where(E.c.status == PENDING, E.c.agent_id == bindparam("agent"),
+                               E.c.environment == bindparam("env"), _FREE, _UNBLOCKED)
+          .order_by(E.c.next_attempt_at, E.c.id).limit(1))
+_NEXT_PROBE = select(func.min(EP.c.next_probe_at)).where(EP.c.health == PAUSED, EP.c.next_probe_at > bindparam("now"))
 
 
 def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_endpoint: int | None = None,
@@ -86,22 +102,24 @@ def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_end
 
     With `per_endpoint`, no endpoint gets more than that many events in flight in this worker
     (counting `in_flight`); endpoints already full are left out of the query, so they cannot crowd
-    out the others.
+    out the others. Paused endpoints are left out too, but for their probes.
     """
     now, conn, in_flight = utcnow(), db.session.connection(), in_flight or {}
     busy = [pair for pair, count in in_flight.items() if per_endpoint is not None and count >= per_endpoint]
+    paused, probes = _probes(conn, now, lease, busy)
+    busy += paused
     query = _CANDIDATES_EXCEPT if busy else _CANDIDATES
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=E)
-    ids, taken = [], Counter()
+    ids, taken = list(probes), Counter()
     for event_id, agent_id, environment in conn.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
+        if len(ids) >= limit:
+            break
         pair = (agent_id, environment)
         if per_endpoint is not None and in_flight.get(pair, 0) + taken[pair] >= per_endpoint:
             continue
         taken[pair] += 1
         ids.append(event_id)
-        if len(ids) == limit:
-            break
     if not ids:
         db.session.commit()
         return []
@@ -112,8 +130,25 @@ def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_end
     rows.sort(key=lambda row: order[row.id])  # RETURNING order is not guaranteed: keep the due order
     return [Work(row.id, row.escalation_id, row.sequence, (row.agent_id, row.environment), row.event_type, row.body,
                  row.tries, row.attempt_count, "manual" if row.manual_by else "scheduled",
-                 endpoints[(row.agent_id, row.environment)], row.synthetic)
+                 endpoints[(row.agent_id, row.environment)], row.synthetic, row.id in probes)
             for row in rows]
+
+
+def _probes(conn, now: datetime, lease: timedelta, busy: list) -> tuple[list[tuple[str, str]], set[str]]:
+    """The paused endpoints' pairs, and the events taken as probes of those whose probe is due now.
+
+    Taking the probe slot (next_probe_at moved a lease ahead) is the arbiter between workers.
+    """
+    paused, probes = [], set()
+    for ep_id, agent_id, environment, next_probe_at in conn.execute(_PAUSED).all():
+        pair = (agent_id, environment)
+        paused.append(pair)
+        if (next_probe_at is None or next_probe_at <= now) and pair not in busy and conn.execute(
+                _TAKE_PROBE, {"ep": ep_id, "now": now, "until": now + lease}).rowcount == 1:
+            probe = conn.scalar(_PROBE, {"agent": agent_id, "env": environment, "now": now})
+            if probe:
+                probes.add(probe)
+    return paused, probes
 
 
 def seconds_until_next_due(ceiling: float, now: datetime | None = None) -> float:
@@ -123,8 +158,9 @@ def seconds_until_next_due(ceiling: float, now: datetime | None = None) -> float
     another process are found by the next poll; this process wakes itself for its own.
     """
     now = now or utcnow()
-    soonest = db.session.scalar(_NEXT_DUE, {"now": now})
+    times = [db.session.scalar(statement, {"now": now}) for statement in (_NEXT_DUE, _NEXT_PROBE)]
     db.session.commit()
+    soonest = min((t for t in times if t is not None), default=None)
     if soonest is None:
         return ceiling
     return min(ceiling, max(0.01, (soonest - now).total_seconds()))

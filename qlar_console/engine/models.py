@@ -1,5 +1,6 @@
 """The engine's tables: the outbox (one event per transition, with its delivery state), one attempt per
-HTTP try, worker heartbeats, and the daily outcome counters."""
+HTTP try, each endpoint's health and alert recipients, the alert outbox, worker heartbeats, and the daily
+outcome counters."""
 from datetime import date, datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, false
@@ -12,6 +13,10 @@ PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 SKIPPED, CANCELLED = "skipped", "cancelled"  # webhook off when written / switched off before sending
 STATUSES = (PENDING, SUCCEEDED, FAILED, SKIPPED, CANCELLED)
 EVENT_TYPES = ("created", "claimed", "completed", "released")
+HEALTHY, FAILING, PAUSED = "healthy", "failing", "paused"
+HEALTH_STATES = (HEALTHY, FAILING, PAUSED)
+ALERT_TYPES = ("endpoint.failing", "endpoint.paused", "endpoint.recovered", "delivery.failed")
+SENT, NO_RECIPIENT = "sent", "skipped"  # an alert row's states besides PENDING and FAILED
 
 
 class Event(db.Model):
@@ -97,3 +102,64 @@ class DailyOutcome(db.Model):
     day: Mapped[date] = mapped_column(primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class Endpoint(db.Model):
+    """Where a pair's events go, as delivery state: its health (healthy, failing, paused), the probe of a
+    paused endpoint, and who is alerted. The card's webhook is the pair's primary endpoint.
+
+    Health is kept here, never on the settings row, so each endpoint of a pair has its own.
+    """
+
+    __tablename__ = "endpoints"
+    __table_args__ = (Index("ix_endpoints_pair", "agent_id", "environment"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # ep_...
+    agent_id: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(64))
+    is_primary: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    alert_emails: Mapped[list[str]] = mapped_column(JSON, default=list)
+    alert_url: Mapped[str | None] = mapped_column(String(2048))
+
+    health: Mapped[str] = mapped_column(String(16), default=HEALTHY, index=True)
+    health_since: Mapped[datetime | None]  # when it entered the state it is in
+    failing_since: Mapped[datetime | None]  # the outage's first failed try (no success since); None when healthy
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    probe_delay: Mapped[float | None]  # seconds until the next probe while paused (doubles, capped)
+    next_probe_at: Mapped[datetime | None]
+    failing_alerted: Mapped[bool] = mapped_column(default=False)  # at most one of each alert per outage
+    paused_alerted: Mapped[bool] = mapped_column(default=False)
+
+
+class Alert(db.Model):
+    """The alert outbox: one row per alert and channel (email or webhook), sent, retried and logged apart
+    from deliveries, so an alert that cannot be sent never holds an event up."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_due", "status", "next_attempt_at"),
+                      Index("ix_alerts_pair", "agent_id", "environment", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(40))  # alr_...: the email and the POST of one alert share it
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("endpoints.id"))
+    agent_id: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook | none (no recipient set)
+    target: Mapped[str | None] = mapped_column(Text)  # the addresses (comma-separated) or the alert URL
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the alert document, frozen JSON
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    tries: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]

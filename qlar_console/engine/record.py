@@ -2,7 +2,8 @@
 
 Every statement is built once at import and run with executemany-style parameter lists. A try
 whose lease another worker took over (ours expired) is kept as history only: the other worker's
-run decides the event.
+run decides the event. Each try also tells its endpoint's health (health.py), which may pause the
+endpoint, keep an event pending, and raise alerts (alerts.py), all in the same transaction.
 """
 import functools
 import logging
@@ -17,8 +18,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..clock import utcnow
 from ..extensions import db
+from . import alerts
 from .claim import Work
-from .models import CANCELLED, PENDING, Attempt, DailyOutcome, Event
+from .health import Health, HealthRules, endpoints_of
+from .models import CANCELLED, FAILED, PENDING, Attempt, DailyOutcome, Event
 from .retry import decide
 from .send import Outcome
 
@@ -37,6 +40,17 @@ class Try:
     outcome: Outcome | None
     headers: dict = field(default_factory=dict)
     ended_at: datetime = field(default_factory=utcnow)  # when the try finished (it is recorded a little later)
+    held: str | None = None  # not sent through no fault of the receiver (work.target.held): no try used
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What decides after a try: the default schedule, the slow-down, 410 handling and the health rules."""
+
+    schedule: list[float]
+    slowdown: float
+    on_gone: Gone
+    health: HealthRules = HealthRules()
 
 
 _OURS = (update(E).where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.lease_owner == bindparam("owner"))
@@ -58,27 +72,39 @@ _FREE_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.tries == 0, E.c.next_attem
                     .values(next_attempt_at=bindparam("b_next")))
 
 
-def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float, on_gone: Gone) -> None:
-    """Store a batch of tries and decide each event.
+def record(tries: list[Try], owner: str, rules: Rules) -> int:
+    """Store a batch of tries and decide each event; returns how many alerts were raised.
 
     One transaction: whose leases are still ours, the event updates, the attempts, the successors'
-    waits, 410 switch-offs (through on_gone) and the daily counters.
+    waits, the endpoints' health and alerts, 410 switch-offs (through on_gone) and the daily counters.
     """
     now = utcnow()
     conn = db.session.connection()  # Core statements straight to the connection, in the session's transaction
     ours = set(conn.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
+    health = Health(rules.health, endpoints_of({t.work.pair for t in tries if t.work.event_id in ours}))
     decisions, attempts, deferred, freed, gone, finished = [], [], [], [], {}, Counter()
     for t in tries:
         work, outcome = t.work, t.outcome
-        if outcome is None:  # switched off before the try: cancelled, nothing was sent
-            if work.event_id in ours:
+        schedule = work.target.schedule or rules.schedule
+        if t.held or outcome is None:  # held (no try used), or switched off before the try: nothing was sent
+            if work.event_id in ours and t.held:
+                next_at = health.held(work, t.held, t.ended_at, schedule)
+                decisions.append(_decision(work, PENDING, next_at, work.tries, work.attempt_count, None, t.held))
+                deferred.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": next_at})
+            elif work.event_id in ours:
                 decisions.append(_decision(work, CANCELLED, None, work.tries, work.attempt_count, None, SWITCHED_OFF))
             continue
-        status, next_at = decide(outcome, work.tries + 1, work.target.schedule or schedule, slowdown, t.ended_at)
+        status, next_at = decide(outcome, work.tries + 1, schedule, rules.slowdown, t.ended_at)
         error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
         if work.event_id in ours:
-            number = work.attempt_count + 1
-            decisions.append(_decision(work, status, next_at, work.tries + 1, number, outcome.status, error,
+            number, used = work.attempt_count + 1, work.tries + 1
+            started = t.ended_at - timedelta(milliseconds=outcome.duration_ms)
+            if outcome.ok:
+                health.succeeded(work, t.ended_at)
+            elif outcome.status != 410:
+                status, next_at, counted = health.failed(work, status, next_at, error, started, t.ended_at, schedule)
+                used = used if counted else work.tries
+            decisions.append(_decision(work, status, next_at, used, number, outcome.status, error,
                                        delivered=t.ended_at if outcome.ok else None))
             if status == PENDING:
                 deferred.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": next_at})
@@ -86,6 +112,10 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
                 finished[status] += 1
                 if work.tries:  # it had failed before: successors may be waiting for its retry
                     freed.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": now})
+            if status == FAILED:
+                health.raised.append((health.endpoints[work.pair], "delivery.failed", work.target.url, {
+                    "since": started, "error": error, "eventId": work.event_id, "eventType": work.event_type,
+                    "escalationId": work.escalation_id, "tries": used}))
             if outcome.status == 410:
                 gone.setdefault(work.pair, work.event_id)
         else:  # our lease expired and another worker took over: history only
@@ -102,9 +132,12 @@ def record(tries: list[Try], owner: str, schedule: list[float], slowdown: float,
         if rows:
             conn.execute(statement, rows)
     for pair, event_id in gone.items():
-        on_gone(pair, event_id, now)
+        rules.on_gone(pair, event_id, now)
+    if health.raised:
+        alerts.raise_alerts(health.raised, now)
     count_outcomes(now.date(), finished)
     db.session.commit()
+    return len(health.raised)
 
 
 def _decision(work: Work, status, next_at, tries, count, code, error, delivered=None) -> dict:

@@ -21,10 +21,13 @@ from datetime import timedelta
 
 from flask import Flask
 
+from ..clock import utcnow
 from . import claim as claims
+from .alerter import Alerter
 from .claim import Resolve, Work
+from .health import HealthRules, expire_held
 from .housekeeping import forget_worker, heartbeat, purge
-from .record import Gone, Try, record
+from .record import Gone, Rules, Try, record
 from .request import build_request
 from .retry import parse_duration, parse_schedule
 from .send import Outcome, Sender
@@ -51,6 +54,7 @@ class Dispatcher:
         self._done: list[Try] = []  # sent, waiting to be recorded
         self._sending: Counter = Counter()  # pair -> sends in progress
         self._turn = threading.Condition()
+        self._alert_wake = threading.Event()
         self.thread_count = 0
 
     def init_app(self, app: Flask, *, resolve: Resolve, on_gone: Gone) -> None:
@@ -68,9 +72,22 @@ class Dispatcher:
             raise RuntimeError(
                 f"QLAR_LEASE_SECONDS ({self.lease:g}) must be longer than QLAR_TIMEOUT_SECONDS ({self.timeout:g})."
             )
-        self.resolve, self.on_gone = resolve, on_gone
+        self.resolve = resolve
+        try:
+            health = HealthRules(pause_after=parse_duration(str(cfg["PAUSE_AFTER"])),
+                                 probe_max=float(cfg["PROBE_MAX_SECONDS"]))
+            alert_schedule = parse_schedule(cfg["ALERT_RETRY_SCHEDULE"])
+        except ValueError as exc:
+            raise RuntimeError(f"QLAR_PAUSE_AFTER or QLAR_ALERT_RETRY_SCHEDULE: {exc}") from None
+        self.rules = Rules(self.schedule, self.slowdown, on_gone, health)
         self.sender = Sender(timeout=self.timeout, extra_cas=list(cfg["TRUSTED_CAS"]),
                              allow_private=bool(cfg["ALLOW_PRIVATE_TARGETS"]))
+        try:
+            self.alerter = Alerter(smtp_url=cfg["SMTP_URL"], mail_from=cfg["MAIL_FROM"], sender=self.sender,
+                                   resolve=resolve, schedule=alert_schedule, timeout=self.timeout,
+                                   extra_cas=list(cfg["TRUSTED_CAS"]))
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
         self.wakeup = wakeup_for(cfg["SQLALCHEMY_DATABASE_URI"])
         self.app = app
         self.per_endpoint = self._endpoint_limit(int(cfg["DISPATCHER_THREADS"]))
@@ -108,6 +125,7 @@ class Dispatcher:
                              for i in range(count)]
             self._threads.append(threading.Thread(target=self.wakeup.listen, args=(self._wake.set, self._stop),
                                                   name="qlar-wakeup", daemon=True))
+            self._threads.append(threading.Thread(target=self._alert_loop, name="qlar-alerts", daemon=True))
             self._coordinator = threading.Thread(target=self._coordinate, name="qlar-coordinator", daemon=True)
             for thread in (*self._threads, self._coordinator):
                 thread.start()
@@ -127,6 +145,7 @@ class Dispatcher:
         """Ask the worker to stop after its current sends (a signal handler may call this)."""
         self._stop.set()
         self._wake.set()
+        self._alert_wake.set()
         with self._turn:
             self._turn.notify_all()
 
@@ -202,7 +221,8 @@ class Dispatcher:
         if not done:
             return False
         try:
-            record(done, owner, self.schedule, self.slowdown, self.on_gone)
+            if record(done, owner, self.rules):
+                self._alert_wake.set()
         except Exception:
             with self._turn:  # keep them for the next round
                 self._done[:0] = done
@@ -216,6 +236,8 @@ class Dispatcher:
             heartbeat(self.process_id, self.thread_count)
             last_beat = now
         if now - last_purge >= PURGE_EVERY_SECONDS:
+            if expire_held(self.app.config["TRACE_RETENTION_DAYS"], utcnow(), self.resolve):
+                self._alert_wake.set()
             purge(self.app.config["TRACE_RETENTION_DAYS"])
             last_purge = now
         return last_purge, last_beat
@@ -234,6 +256,27 @@ class Dispatcher:
         except Exception:  # stopping anyway; the stale heartbeat ages out (unsent leases expire)
             log.warning("could not remove the heartbeat of %s", self.process_id)
         self._ready.clear()
+
+    # -- alerts ----------------------------------------------------------------------------------
+
+    def _alert_loop(self) -> None:
+        """Send the alert outbox apart from deliveries: woken when a batch raised alerts, else polling."""
+        failures = 0
+        while not self._stop.is_set():
+            self._alert_wake.clear()
+            try:
+                with self.app.app_context():
+                    self.alerter.send_due()
+                failures = 0
+            except Exception:  # a lost database: back off, the rows wait
+                failures += 1
+                log.exception("sending alerts failed; retrying")
+            self._alert_wake.wait(min(30.0, self.poll * 2**failures))
+
+    def send_alerts(self) -> int:
+        """Send the alerts due now, inline in this thread (tests and the CLI); returns how many were tried."""
+        with self.app.app_context():
+            return self.alerter.send_due()
 
     # -- the senders -----------------------------------------------------------------------------
 
@@ -275,6 +318,8 @@ class Dispatcher:
         target = work.target
         if not target.enabled:
             return Try(work, None)
+        if target.held:
+            return Try(work, None, held=target.held)
         if target.problem:
             return Try(work, Outcome(0, error=target.problem))
         headers = build_request(work.event_id, work.event_type, work.body, target.keys, synthetic=work.synthetic)
@@ -290,6 +335,6 @@ class Dispatcher:
                 works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, min(64, limit - count))
                 if not works:
                     break
-                record([self.try_once(work) for work in works], owner, self.schedule, self.slowdown, self.on_gone)
+                record([self.try_once(work) for work in works], owner, self.rules)
                 count += len(works)
         return count

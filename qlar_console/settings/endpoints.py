@@ -5,7 +5,7 @@ from sqlalchemy import select, tuple_
 
 from ..audit.service import record
 from ..crypto import MasterKeyError
-from ..engine.claim import Endpoint
+from ..engine.claim import Target
 from ..engine.retry import parse_schedule
 from ..extensions import db
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
@@ -13,11 +13,12 @@ from .models import EscalationSettings
 from .service import get_settings, signing_secrets
 
 
-def resolve_endpoints(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Endpoint]:
+def resolve_endpoints(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Target]:
     """The saved webhook of each (agent, environment), read in the caller's transaction.
 
     The URL rule runs again at send time, and the keys are decrypted here: a URL that no longer passes
-    or a master key that cannot decrypt becomes the endpoint's `problem`, recorded on the try.
+    becomes the target's `problem`, recorded on the try; a master key that cannot decrypt the key holds
+    the events (`held`: the endpoint pauses, no try is used).
     """
     rows = db.session.scalars(select(EscalationSettings).where(
         tuple_(EscalationSettings.agent_id, EscalationSettings.environment).in_(list(pairs))))
@@ -25,14 +26,16 @@ def resolve_endpoints(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Endp
     endpoints = {}
     for pair in pairs:
         settings = found.get(pair)
-        endpoint = Endpoint(enabled=bool(settings and settings.webhook_enabled))
+        endpoint = Target(enabled=bool(settings and settings.webhook_enabled))
         if endpoint.enabled:
             try:
                 endpoint.url = settings.webhook_url or ""
                 endpoint.url = check_webhook_url(endpoint.url, enabled=True).url
-                endpoint.keys = signing_secrets(settings)
                 endpoint.schedule = parse_schedule(settings.retry_schedule) if settings.retry_schedule else None
-            except (InvalidWebhookURL, MasterKeyError, ValueError) as exc:
+                endpoint.keys = signing_secrets(settings)
+            except MasterKeyError as exc:
+                endpoint.held = str(exc)
+            except (InvalidWebhookURL, ValueError) as exc:
                 endpoint.problem = str(exc)
         endpoints[pair] = endpoint
     return endpoints
