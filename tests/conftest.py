@@ -141,6 +141,26 @@ def receiver(tmp_path):
 
 
 @pytest.fixture
+def mail_server():
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps what it is sent: QLAR_SMTP_URL=mail_server.url."""
+    from mail import MailServer
+
+    server = MailServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def alert_receiver(tmp_path, receiver):
+    """A second HTTPS receiver for alert POSTs, its certificate from the test receiver's CA."""
+    from receiver import Receiver
+
+    server = Receiver(tmp_path, ca=receiver.ca)
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def delivery_app(tmp_path, receiver, database_url):
     """An app whose agent-123 · production webhook points at the test receiver, with short retries."""
     from qlar_console.settings.service import SettingsChange, get_settings, save_settings

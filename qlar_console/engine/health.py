@@ -113,7 +113,7 @@ class Health:
             ep.failing_since = at
         _set(ep, PAUSED, at)
         ep.pause_reason = reason
-        ep.probe_delay = max(1.0, min(schedule[0], self.rules.probe_max))
+        ep.probe_delay = max(0.1, min(schedule[0], self.rules.probe_max))
         ep.next_probe_at = at + timedelta(seconds=ep.probe_delay)
         if not ep.paused_alerted:
             ep.paused_alerted = True

@@ -14,6 +14,7 @@ from ..clock import utcnow
 from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_box, write_master_key_file
 from ..extensions import db
 from ..webhook_url import check_webhook_url
+from .alerting import AlertsError, apply_alerts, check_alert_url, parse_alert_emails
 from .models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS, Agent, EscalationSettings
 from .schedule import canonical_schedule, describe_schedule
 
@@ -57,6 +58,8 @@ class SettingsChange:
     default_urgency: str = "high"
     claim_timeout_minutes: int = 30
     retry_schedule: str | None = None  # as typed: "" or "default" clears the override; None keeps the saved one
+    alert_emails: str | list[str] | None = None  # comma-separated (or a list); "" clears; None keeps the saved ones
+    alert_url: str | None = None  # "" clears; None keeps the saved one
 
     @classmethod
     def from_settings(cls, settings: EscalationSettings, **overrides) -> "SettingsChange":
@@ -126,6 +129,11 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
         low, high = CLAIM_TIMEOUT_MINUTES
         raise SettingsError(f"Claim timeout must be between {low} and {high} minutes.", "claim_timeout_minutes")
     schedule = _checked_schedule(settings, change.retry_schedule, as_admin)
+    try:
+        emails = None if change.alert_emails is None else parse_alert_emails(change.alert_emails)
+        alert_url = None if change.alert_url is None else (check_alert_url(change.alert_url) or "")
+    except AlertsError as exc:
+        raise SettingsError(str(exc), exc.field) from None
     now = utcnow()
     values = dict(
         webhook_enabled=change.webhook_enabled,
@@ -163,6 +171,7 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
         record(actor, "webhook.retry_schedule_changed",
                f"{describe_schedule(old_schedule)} \u2192 {describe_schedule(schedule)}",
                agent_id=settings.agent_id, environment=settings.environment)
+    apply_alerts(settings, emails, alert_url, actor)
     db.session.commit()
     db.session.refresh(settings)
     log.info("settings saved for %s by %s (version %s)", settings.label, actor, settings.version)
