@@ -1,4 +1,5 @@
-"""The demo that `make run` seeds and serves: agent-123 (production, staging), an admin, the reference receiver."""
+"""The demo that `make run` seeds and serves: agent-123 (production, staging), an admin, the reference receiver,
+and a local SMTP catcher for the alert emails."""
 import click
 from flask import Flask
 
@@ -14,6 +15,9 @@ DEMO_AGENT = "agent-123"
 DEMO_ENVIRONMENTS = ["production", "staging"]
 RECEIVER_PORT = 8443
 DEMO_WEBHOOK_URL = f"https://127.0.0.1:{RECEIVER_PORT}/webhook"
+DEMO_RETRY_SCHEDULE = "1s,2s,5s"
+DEMO_ALERT_EMAIL = "qa@example.test"
+MAIL_PORT = 8025  # the demo's SMTP catcher (mailcatcher.py)
 
 
 def seed_demo(instance_path: str) -> str | None:
@@ -25,9 +29,10 @@ def seed_demo(instance_path: str) -> str | None:
     ensure_local_ca(instance_path)
     add_agent(DEMO_AGENT, DEMO_ENVIRONMENTS, "demo")
     staging = get_settings(DEMO_AGENT, "staging")
-    if staging.saved_at is None:
-        save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=DEMO_WEBHOOK_URL),
-                      expected_version=staging.version, actor="demo")
+    if staging.saved_at is None:  # a short schedule and an alert address: Switch down shows the whole outage cycle
+        save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=DEMO_WEBHOOK_URL,
+                                              retry_schedule=DEMO_RETRY_SCHEDULE, alert_emails=DEMO_ALERT_EMAIL),
+                      expected_version=staging.version, actor="demo", as_admin=True)
     if db.session.scalar(db.select(User).filter_by(username="admin")):
         return None
     _, password = create_user("admin", "admin", actor="demo")
