@@ -283,3 +283,27 @@ def test_the_alert_outbox_survives_a_worker_sigkill(tmp_path, receiver, kill_aft
             mail.close()
         dispose(app)
     assert sorted(m["Subject"].split(":")[0] for m in mails) == ["qlar webhook failing", "qlar webhook paused"]
+
+
+def test_events_held_past_the_retention_end_failed_with_an_alert_never_silently(app):
+    from datetime import timedelta
+
+    from qlar_console.clock import utcnow
+    from qlar_console.engine.health import expire_held
+    from qlar_console.settings.endpoints import resolve_endpoints
+
+    with app.app_context():
+        old, new = lifecycle.create_escalation(*PAIR).id, lifecycle.create_escalation(*PAIR).id
+        ep = primary_endpoint(get_settings(*PAIR))
+        ep.health, ep.health_since, ep.alert_emails = "paused", utcnow(), ["ops@example.test"]
+        db.session.execute(db.update(Event).where(Event.escalation_id == old)
+                           .values(status="pending", created_at=utcnow() - timedelta(days=8)))
+        db.session.execute(db.update(Event).where(Event.escalation_id == new).values(status="pending"))
+        db.session.commit()
+        assert expire_held(7, utcnow(), resolve_endpoints) == 1
+        by_escalation = {e.escalation_id: e for e in db.session.scalars(select(Event))}
+        assert by_escalation[old].status == FAILED and "QLAR_TRACE_RETENTION_DAYS" in by_escalation[old].last_error
+        assert by_escalation[new].status == "pending"
+        (alert,) = db.session.scalars(select(Alert))
+        assert (alert.type, alert.channel, alert.target) == ("delivery.failed", "email", "ops@example.test")
+        assert b'"expired":1' in alert.body and b"QLAR_TRACE_RETENTION_DAYS" in alert.body
