@@ -11,8 +11,6 @@ from flask.cli import AppGroup
 from .auth.cli import token_group, user_group
 from .auth.models import ROLES
 from .auth.service import create_user
-from .clock import utcnow
-from .crypto import MASKED
 from .deliveries import conformance
 from .deliveries.cli import deliveries_command, resend_command, resend_failed_command
 from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, DEMO_WEBHOOK_URL, seed_demo, start_reference_receiver
@@ -23,9 +21,10 @@ from .escalations import service as lifecycle
 from .escalations import simulate
 from .escalations.purge_cli import purge_command
 from .escalations.service import TEMPLATES
+from .mailcatcher import start_mail_catcher
 from .receiver.cli import receiver_command
 from .settings import service
-from .settings.schedule import describe_schedule
+from .settings.cli import webhook_group
 from .worker import become_lean_worker
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
@@ -34,6 +33,7 @@ for command in (deliveries_command, resend_command, resend_failed_command, purge
     qlar.add_command(command)
 qlar.add_command(token_group)
 qlar.add_command(user_group)
+qlar.add_command(webhook_group)
 CLI_ACTOR = "cli"
 
 
@@ -65,64 +65,6 @@ def agent_add(agent_id, environments):
     """Add an agent with its environments (existing ones are kept)."""
     service.add_agent(agent_id, list(environments), CLI_ACTOR)
     click.echo(f"Agent {agent_id}: {', '.join(environments)}.")
-
-
-@qlar.group("webhook")
-def webhook_group():
-    """The webhook of one agent x environment."""
-
-
-@webhook_group.command("show")
-@click.argument("agent_id")
-@click.argument("env")
-@click.option("--reveal", is_flag=True, help="Print the secret key (audited).")
-@one_line_errors
-def webhook_show(agent_id, env, reveal):
-    """Show the webhook settings; the key is masked unless --reveal."""
-    settings = service.get_settings(agent_id, env)
-    secret = service.reveal_secret(settings, CLI_ACTOR, via="CLI --reveal") if reveal else None
-    click.echo(f"Webhook:     {'Enabled' if settings.webhook_enabled else 'Disabled'}")
-    click.echo(f"Webhook URL: {settings.webhook_url or '(none)'}")
-    click.echo(f"Secret Key:  {secret or (MASKED if settings.secret_ciphertext else '(none yet)')}")
-    if settings.previous_secret_active(utcnow()):
-        click.echo(f"Previous key valid until {settings.previous_secret_expires_at:%Y-%m-%d %H:%M:%S} UTC")
-    click.echo(f"Retry schedule: {describe_schedule(settings.retry_schedule)}")
-    click.echo(f"Version {settings.version}, saved by {settings.saved_by or '-'} at "
-               f"{settings.saved_at.strftime('%Y-%m-%d %H:%M:%S UTC') if settings.saved_at else '-'}")
-
-
-@webhook_group.command("set")
-@click.argument("agent_id")
-@click.argument("env")
-@click.option("--url")
-@click.option("--enable/--disable", default=None)
-@click.option("--retry-schedule", help="Delays between tries for this pair, such as 1s,2s,5s; 'default' clears it.")
-@one_line_errors
-def webhook_set(agent_id, env, url, enable, retry_schedule):
-    """Change the URL, switch the webhook on or off and/or set its retry schedule, then save."""
-    settings = service.get_settings(agent_id, env)
-    change = service.SettingsChange.from_settings(settings, webhook_url=url, webhook_enabled=enable,
-                                                  retry_schedule=retry_schedule)
-    checked = service.save_settings(settings, change, expected_version=settings.version, actor=CLI_ACTOR,
-                                    as_admin=True)  # whoever runs the CLI operates the server
-    if checked.warning:
-        click.echo(f"Warning: {checked.warning}", err=True)
-    click.echo("Escalation settings saved")
-    if retry_schedule is not None:
-        click.echo(f"Retry schedule: {describe_schedule(settings.retry_schedule)}")
-
-
-@webhook_group.command("regenerate")
-@click.argument("agent_id")
-@click.argument("env")
-@click.option("--grace", type=click.Choice(list(service.GRACE_PERIODS)), default="none",
-              help="How long the previous key stays valid.")
-@one_line_errors
-def webhook_regenerate(agent_id, env, grace):
-    """Regenerate Key: the old key stops validating now, or after the grace period."""
-    settings = service.get_settings(agent_id, env)
-    service.regenerate_secret(settings, CLI_ACTOR, grace)
-    click.echo("Secret key regenerated" + ("." if grace == "none" else f"; the previous key stays valid for {grace}."))
 
 
 @qlar.command("check-receiver")
@@ -272,13 +214,17 @@ def worker(threads):
 @click.option("--port", type=int, default=5000, show_default=True)
 @click.option("--receiver-port", type=int, default=None,
               help="Also run the reference receiver on https://127.0.0.1:PORT (make run uses 8443).")
-def serve(host, port, receiver_port):
+@click.option("--mail-port", type=int, default=None,
+              help="Also run a local SMTP catcher on 127.0.0.1:PORT that keeps alert emails in instance/mail/ "
+                   "(make run uses 8025 and points QLAR_SMTP_URL at it).")
+def serve(host, port, receiver_port, mail_port):
     """Serve the console with its embedded dispatcher (and the reference receiver); Ctrl-C stops all."""
     from werkzeug.serving import run_simple
 
     app = current_app._get_current_object()
     dispatcher = app.extensions["qlar_dispatcher"]
     receiver = start_reference_receiver(app, receiver_port) if receiver_port else None
+    mail = start_mail_catcher(app.instance_path, mail_port) if mail_port else None
     if app.config["WORKER"] == "embedded":
         dispatcher.start()
     try:
@@ -287,3 +233,5 @@ def serve(host, port, receiver_port):
         dispatcher.stop()
         if receiver:
             receiver.shutdown()
+        if mail:
+            mail.stop()

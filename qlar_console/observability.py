@@ -16,6 +16,7 @@ from .engine.housekeeping import live_workers
 from .engine.models import PENDING, STATUSES, Attempt, Event
 from .extensions import db
 from .security import csrf
+from .settings.alerting import health_counts
 
 bp = Blueprint("observability", __name__)
 csrf.exempt(bp)
@@ -79,7 +80,7 @@ def metrics_refusal(config, offered: str, *, production: bool) -> Response | Non
 
 
 class _DatabaseCollector:
-    """Deliveries by outcome, attempt durations, queue depth, oldest pending age, workers alive."""
+    """Deliveries by outcome, attempt durations, queue depth, oldest pending age, workers alive, endpoint health."""
 
     def collect(self):
         now = utcnow()
@@ -96,6 +97,10 @@ class _DatabaseCollector:
         workers = live_workers(max(30.0, 2 * float(current_app.config["TIMEOUT_SECONDS"])))
         yield GaugeMetricFamily("qlar_workers_alive", "Dispatcher processes with a recent heartbeat.",
                                 value=len(workers))
+        endpoints = GaugeMetricFamily("qlar_endpoints", "Webhook endpoints by health.", labels=["state"])
+        for state, count in health_counts().items():
+            endpoints.add_metric([state], count)
+        yield endpoints
         db.session.commit()
 
     @staticmethod

@@ -121,7 +121,7 @@ def test_an_outage_ten_times_the_schedule_loses_nothing_and_tells_the_owners_onc
         switch.down = False
         wait_until(lambda: all(e.status == SUCCEEDED for e in events(app)), 20, "the backlog to drain")
         recovered_after = time.monotonic() - started - 9.0
-        mails = mail_server.wait_for(3)
+        mail_server.wait_for(3)
         posts = alert_receiver.wait_for(3)
         time.sleep(0.5)  # nothing more arrives
     finally:
@@ -130,7 +130,7 @@ def test_an_outage_ten_times_the_schedule_loses_nothing_and_tells_the_owners_onc
 
     assert len(flows) * 3 == len(events(app))
     delivered = {}
-    for event_id, esc, sequence, status, _ in switch.log:
+    for _, esc, sequence, status, _ in switch.log:
         if status == 200:
             delivered.setdefault(esc, []).append(sequence)
     assert delivered == {esc: [1, 2, 3] for esc in flows}  # every event once, in order per escalation
@@ -146,8 +146,9 @@ def test_an_outage_ten_times_the_schedule_loses_nothing_and_tells_the_owners_onc
         "endpoint.failing", "endpoint.paused", "endpoint.recovered"]
     for post in posts:
         document = post.json
-        assert {"type", "agentId", "environment", "endpointUrl", "since", "pending", "lastError", "text"} <= set(document)
-        assert document["agentId"], document["environment"] == PAIR
+        assert {"type", "agentId", "environment", "endpointUrl", "since", "pending", "lastError",
+                "text"} <= set(document)
+        assert (document["agentId"], document["environment"]) == PAIR
         assert document["endpointUrl"] == receiver.url and document["text"].startswith("qlar")
         assert_signed(secret, post.headers, post.body)
         assert secret not in post.body.decode() and secret.removeprefix("whsec_") not in post.body.decode()
@@ -170,7 +171,7 @@ def test_a_paused_endpoint_is_probed_at_most_once_per_probe_max(tmp_path, receiv
             flow(app, steps=())
         wait_until(lambda: endpoint(app).health == "paused", 5, "the pause")
         paused_at = time.monotonic()
-        time.sleep(4.5)
+        time.sleep(6)
         switch.down = False
         wait_until(lambda: all(e.status == SUCCEEDED for e in events(app)), 10, "the drain")
     finally:
@@ -178,19 +179,21 @@ def test_a_paused_endpoint_is_probed_at_most_once_per_probe_max(tmp_path, receiv
         dispose(app)
     during = [at for *_, status, at in switch.log if status == 503 and at > paused_at]
     gaps = [b - a for a, b in zip(during, during[1:], strict=False)]
-    assert gaps and min(gaps) >= 0.2 * 0.8  # the first probe waits the schedule's first delay, then doubles
-    capped = [gap for gap in gaps if gap > 0.5]
-    assert len(during) <= 4.5 / 0.8 + 3  # one try at a time: never a burst
-    assert all(gap >= 0.8 * 0.95 for gap in gaps[2:]), gaps  # from 0.2 s: 0.4, 0.8 (the cap), 0.8, ...
     figure("probe gaps while paused (s)", ", ".join(f"{g:.2f}" for g in gaps))
-    assert capped
+    # one probe at a time, never a burst: the schedule's first delay (0.2 s) at first, growing with the time
+    # paused, and once at the cap never more often than one per QLAR_PROBE_MAX_SECONDS
+    assert gaps and min(gaps) >= 0.2 * 0.9, gaps
+    assert all(later >= earlier * 0.9 for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
+    capped = next(i for i, gap in enumerate(gaps) if gap >= 0.8 * 0.95)
+    assert all(gap >= 0.8 * 0.95 for gap in gaps[capped:]), gaps
+    assert len(gaps) - capped >= 2  # the cap was reached and held
 
 
 def test_a_poison_event_fails_on_its_own_schedule_while_its_endpoint_stays_healthy(tmp_path, receiver, mail_server):
     app = outage_app(tmp_path, receiver, mail_server, None, schedule="200ms,200ms")
     with app.app_context():
         poison = lifecycle.create_escalation(*PAIR).id
-    switch = Switch(receiver, poison=poison)
+    Switch(receiver, poison=poison)
     dispatcher = app.extensions["qlar_dispatcher"]
     try:
         dispatcher.start()

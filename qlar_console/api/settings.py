@@ -2,8 +2,9 @@
 from flask import g, request
 from marshmallow import fields
 
+from ..engine.models import HEALTH_STATES
 from ..problems import ApiProblem
-from ..settings import service
+from ..settings import alerting, service
 from ..settings.models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS
 from ..webhook_url import MAX_URL_LENGTH
 from . import actor, api_blueprint, requires
@@ -11,7 +12,7 @@ from .schemas import StrictSchema, UtcDateTime, boolean, documented, integer
 
 POINTERS = {"trigger_conditions": "#/triggerConditions", "default_urgency": "#/defaultUrgency",
             "claim_timeout_minutes": "#/claimTimeoutMinutes", "webhook_url": "#/webhook/url", "grace": "#/grace",
-            "retry_schedule": "#/retrySchedule"}
+            "retry_schedule": "#/retrySchedule", "alert_emails": "#/alerts/emails", "alert_url": "#/alerts/url"}
 bp = api_blueprint("Settings", "Escalation settings and the webhook: export, import, keys.",
                    where=lambda field: {"pointer": POINTERS[field]} if field in POINTERS else None)
 PAIR = "/agents/<agent_id>/<env>"
@@ -20,6 +21,10 @@ URL_PATTERN = r"^[hH][tT][tT][pP][sS]://[A-Za-z0-9._~-]+(:[0-9]{1,4})?([/?#][\x2
 # The retry schedule's grammar (engine/retry.py parse_schedule); its limits (each delay at most 1d) it cannot say.
 _DELAY = r" *[0-9]{1,9}(\.[0-9]{1,6})? *(ms|s|m|h|d) *"
 SCHEDULE_PATTERN = rf"^{_DELAY}(,{_DELAY}){{0,19}}$"
+# What the OpenAPI document promises of an alert address (a subset of settings/alerting.EMAIL).
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^[A-Za-z0-9._%+-]{{1,64}}@{_LABEL}(\.{_LABEL})+$"
+ALERT_URL_PATTERN = rf"^({URL_PATTERN[1:-1]})?$"  # "" clears, as null does
 
 
 class WebhookSchema(StrictSchema):
@@ -33,6 +38,26 @@ class WebhookSchema(StrictSchema):
     previousKeyExpiresAt = UtcDateTime(dump_only=True, allow_none=True)
     disabledReason = fields.String(dump_only=True, allow_none=True,
                                    metadata={"description": "Why the dispatcher switched it off (410 Gone)"})
+
+
+class HealthDetailSchema(StrictSchema):
+    state = fields.String(**documented(enum=HEALTH_STATES))
+    since = UtcDateTime(allow_none=True, metadata={"description": "When it entered this state (null: healthy)"})
+    lastError = fields.String(allow_none=True)
+    lastErrorAt = UtcDateTime(allow_none=True)
+    pauseReason = fields.String(allow_none=True, metadata={"description": "Why it is paused (null unless paused)"})
+    nextProbeAt = UtcDateTime(allow_none=True, metadata={"description": "When a paused endpoint is probed next"})
+    pending = fields.Integer(metadata={"description": "Events of the pair waiting (held, while paused)"})
+
+
+class AlertsSchema(StrictSchema):
+    """Who is told when the webhook fails, pauses or recovers; a member left out stays as saved."""
+
+    emails = fields.List(fields.String(**documented(max_length=254, pattern=EMAIL_PATTERN)),
+                         metadata={"maxItems": alerting.MAX_ALERT_EMAILS, "description": "Alert emails; [] clears"})
+    url = fields.String(allow_none=True, **documented(
+        max_length=MAX_URL_LENGTH, pattern=ALERT_URL_PATTERN,
+        description="Alert webhook URL, https (a Slack or Teams incoming webhook works as is); null or \"\" clears"))
 
 
 class SettingsSchema(StrictSchema):
@@ -50,6 +75,9 @@ class SettingsSchema(StrictSchema):
         pattern=SCHEDULE_PATTERN,
         description="Delays between tries for this pair, such as 1s,2s,5s (at most 20, each at most 1d); null: the "
                     "server default (QLAR_RETRY_SCHEDULE). Only an admin's token may change it; left out: unchanged."))
+    health = fields.String(dump_only=True, **documented(enum=HEALTH_STATES, description="The webhook's health"))
+    healthDetail = fields.Nested(HealthDetailSchema, dump_only=True)
+    alerts = fields.Nested(AlertsSchema, metadata={"description": "Alert recipients; left out: unchanged"})
 
 
 ECHO = {"metadata": {"description": "As GET shows it: may be sent back, and is ignored"}}
@@ -74,6 +102,8 @@ class SettingsInputSchema(SettingsSchema):
     savedBy = fields.String(allow_none=True, **ECHO)
     savedAt = fields.String(allow_none=True, **ECHO)
     webhook = fields.Nested(WebhookInputSchema, required=True)
+    health = fields.String(**ECHO)
+    healthDetail = fields.Dict(**ECHO)
 
 
 class RegenerateSchema(StrictSchema):
@@ -95,6 +125,7 @@ IF_MATCH = {"in": "header", "name": "If-Match", "required": True,
 
 def settings_document(settings, warning: str | None = None) -> dict:
     """The settings as the API shows them: everything on the page but the key itself."""
+    health = alerting.health_view(settings)
     return {
         "agentId": settings.agent_id, "environment": settings.environment, "version": settings.version,
         "savedBy": settings.saved_by, "savedAt": settings.saved_at,
@@ -105,6 +136,8 @@ def settings_document(settings, warning: str | None = None) -> dict:
             "secretSet": bool(settings.secret_ciphertext), "secretCreatedAt": settings.secret_created_at,
             "previousKeyExpiresAt": settings.previous_secret_expires_at, "disabledReason": settings.disabled_reason,
         },
+        "health": health.state, "healthDetail": health.document(),
+        "alerts": {"emails": health.alert_emails, "url": health.alert_url},
     }
 
 
@@ -113,6 +146,13 @@ def _schedule_text(document: dict) -> str | None:
     if "retrySchedule" not in document:
         return None
     return document["retrySchedule"] or ""
+
+
+def _alert_fields(document: dict) -> dict:
+    """alerts as the service takes them: a member left out keeps the saved value (None), null clears the URL."""
+    alerts = document.get("alerts") or {}
+    return {"alert_emails": alerts["emails"] if "emails" in alerts else None,
+            "alert_url": (alerts["url"] or "") if "url" in alerts else None}
 
 
 def _with_etag(document: dict):
@@ -160,7 +200,7 @@ def replace_settings(document: dict, agent_id: str, env: str):
         webhook_enabled=webhook["enabled"], webhook_url=webhook.get("url") or "",
         trigger_conditions=document["triggerConditions"], default_urgency=document["defaultUrgency"],
         claim_timeout_minutes=document["claimTimeoutMinutes"],
-        retry_schedule=_schedule_text(document),
+        retry_schedule=_schedule_text(document), **_alert_fields(document),
     )
     try:
         checked = service.save_settings(settings, change, expected_version=expected, actor=actor(),
@@ -178,6 +218,17 @@ def regenerate(body: dict, agent_id: str, env: str):
     """Regenerate Key now; the previous key validates only during the grace period chosen."""
     settings = service.get_settings(agent_id, env)
     service.regenerate_secret(settings, actor(), body.get("grace", "none"))
+    return _with_etag(settings_document(settings))
+
+
+@bp.route(f"{PAIR}/webhook/resume", methods=["POST"])
+@requires("write")
+@bp.response(200, SettingsSchema, headers={"ETag": {"schema": {"type": "string"}}})
+@bp.alt_response(409, response="CONFLICT")
+def resume(agent_id: str, env: str):
+    """Resume now: end the webhook's pause at once; its held events go out in order. 409 when it is not paused."""
+    settings = service.get_settings(agent_id, env)
+    alerting.resume(settings, actor())
     return _with_etag(settings_document(settings))
 
 

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 from ..auth.login import require_role
 from ..engine.models import EVENT_TYPES, STATUSES
 from ..errors import DomainError
+from ..settings.alerting import unhealthy_endpoints
 from ..settings.schedule import overridden_pairs, schedule_in_force
 from ..settings.service import all_settings, debugger_keys, get_settings
 from . import log_query, queries, service
@@ -49,7 +50,7 @@ def _render_log(filters, page, pairs, *, error=None, paged=False):
     schedule = schedule_in_force(pair)  # the filtered pair's, or the default with the pairs that have their own
     return render_template(
         "deliveries/index.html", health=queries.queue_health(schedule.delays, dispatcher.timeout),
-        schedule=schedule, own_schedules=[] if pair else overridden_pairs(),
+        schedule=schedule, own_schedules=[] if pair else overridden_pairs(), unhealthy=unhealthy_endpoints(),
         page=page, filters=filters, form=form, error=error, links=links, counts=counts, window=queries.COUNT_WINDOW,
         found=found, filtered=bool(args) or error is not None, pairs=pairs, statuses=STATUSES,
         event_types=EVENT_TYPES, days=days, peak=max([1] + [max(d.succeeded, d.failed) for d in days]),

@@ -3,7 +3,8 @@
 - failing: from the first failed try with no success since;
 - paused: failing for QLAR_PAUSE_AFTER, or an event would otherwise use up its schedule while every try
   to the endpoint failed since that event's first try, or the endpoint's key cannot be decrypted (held).
-  Its events stay pending; one probe at a time (claim.py) with a delay doubling up to QLAR_PROBE_MAX_SECONDS;
+  Its events stay pending; one probe at a time (claim.py), the first after the schedule's first delay, then
+  each a quarter of the time paused so far later, at most QLAR_PROBE_MAX_SECONDS;
 - recovered: the first success; the held events are due again in their order (created_at).
 
 record.py calls a Health per batch, in the batch's transaction; Resume now calls `resume`. Alerts
@@ -20,6 +21,7 @@ from .claim import Work
 from .models import FAILED, FAILING, HEALTHY, PAUSED, PENDING, Attempt, Endpoint, Event
 
 FAILING_ALERT_AFTER = 2  # consecutive failed tries before endpoint.failing is sent: one blip is not an outage
+PROBE_SHARE = 0.25  # a paused endpoint's next probe waits this share of the time it has been paused
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,14 @@ def endpoints_of(pairs) -> dict[tuple[str, str], Endpoint]:
     pairs = set(pairs)
     found = {(ep.agent_id, ep.environment): ep for ep in db.session.scalars(select(Endpoint).where(
         tuple_(Endpoint.agent_id, Endpoint.environment).in_(list(pairs)), Endpoint.is_primary))} if pairs else {}
-    for pair in pairs - found.keys():
+    missing = pairs - found.keys()
+    for pair in missing:
         found[pair] = Endpoint(id=alerts.new_id("ep_"), agent_id=pair[0], environment=pair[1], is_primary=True,
                                alert_emails=[], health=HEALTHY, consecutive_failures=0,
                                failing_alerted=False, paused_alerted=False)
         db.session.add(found[pair])
+    if missing:
+        db.session.flush()  # before any alert row names it (Alert has no relationship to order the INSERTs)
     return found
 
 
@@ -120,7 +125,10 @@ class Health:
             self.raised.append((ep, "endpoint.paused", work.target.url, {"since": at, "reason": reason}))
 
     def _probe_again(self, ep: Endpoint, at: datetime) -> None:
-        ep.probe_delay = min((ep.probe_delay or 1.0) * 2, self.rules.probe_max)
+        """After a failed probe: wait a quarter of the time paused so far (never less than before, at most
+        QLAR_PROBE_MAX_SECONDS), so a recovery is seen within a quarter of the outage's length."""
+        paused_for = (at - (ep.health_since or at)).total_seconds()
+        ep.probe_delay = min(max(ep.probe_delay or 0.1, PROBE_SHARE * paused_for), self.rules.probe_max)
         ep.next_probe_at = at + timedelta(seconds=ep.probe_delay)
 
     @staticmethod

@@ -9,7 +9,7 @@ from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS
 
 
 class SettingsForm(FlaskForm):
-    """Escalation behaviour plus the Webhook Notifications card; the URL rule lives in the service."""
+    """Escalation behaviour plus the Webhook Notifications card (its Alerts too); the rules live in the service."""
 
     trigger_conditions = CheckboxesField("Trigger conditions", choices=[SelectChoice(c) for c in TRIGGER_CONDITIONS])
     default_urgency = SelectField("Default urgency", choices=[SelectChoice(u, u.title()) for u in URGENCY_LEVELS])
@@ -20,6 +20,8 @@ class SettingsForm(FlaskForm):
     webhook_enabled = BooleanField("Webhook")
     webhook_url = StringField("Webhook URL", filters=[lambda v: v or ""])
     retry_schedule = StringField("Retry schedule", filters=[lambda v: v or ""])  # admins only; the rule: service
+    alert_emails = StringField("Alert emails", filters=[lambda v: v or ""])  # the rules: settings/alerting.py
+    alert_url = StringField("Alert webhook URL", filters=[lambda v: v or ""])
 
 
 GRACE_CHOICES = [

@@ -12,6 +12,7 @@ from .. import errors
 from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_box, write_master_key_file
+from ..engine.health import endpoints_of
 from ..extensions import db
 from ..webhook_url import check_webhook_url
 from .alerting import AlertsError, apply_alerts, check_alert_url, parse_alert_emails
@@ -106,6 +107,7 @@ def add_agent(agent_id: str, environments: list[str], actor: str) -> Agent:
         if env not in existing:
             db.session.add(EscalationSettings(agent=agent, environment=env))
             record(actor, "agent.environment_added", agent_id=agent_id, environment=env)
+    endpoints_of({(agent_id, env) for env in environments})  # each pair's primary endpoint record
     db.session.commit()
     return agent
 

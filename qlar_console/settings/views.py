@@ -7,8 +7,9 @@ from ..clock import utcnow
 from ..crypto import MASKED
 from ..deliveries import conformance
 from ..deliveries import service as deliveries
+from ..engine.alerts import recent_alerts
 from ..webhook_url import PRIVATE_WARNING, InvalidWebhookURL, check_webhook_url
-from . import service
+from . import alerting, service
 from .forms import GRACE_CHOICES, RegenerateForm, SettingsForm
 from .schedule import default_schedule_text, schedule_in_force
 
@@ -36,6 +37,13 @@ def index():
     return render_template("settings/index.html", rows=pair_overview())
 
 
+def _saved_form(settings) -> SettingsForm:
+    """The form holding what is saved, the alert recipients from the pair's endpoint record."""
+    endpoint = alerting.primary_endpoint(settings)
+    return SettingsForm(obj=settings, alert_emails=", ".join(endpoint.alert_emails or []),
+                        alert_url=endpoint.alert_url or "")
+
+
 def _render(settings, form, pairs, *, version=None, status=200):
     """Render the Escalation page with the given form state."""
     try:
@@ -54,6 +62,7 @@ def _render(settings, form, pairs, *, version=None, status=200):
         schedule=schedule_in_force(settings), default_schedule=default_schedule_text(),
         missed=deliveries.missed_events(settings) if settings.webhook_enabled else [],
         check=conformance.latest_check(settings) if settings.webhook_url and settings.saved_at else None,
+        health=alerting.health_view(settings), alerts=recent_alerts(settings.agent_id, settings.environment),
         draft=status != 200,  # the form holds edits the server refused: leaving the page would lose them
     )
     return html, status
@@ -68,7 +77,7 @@ def escalation(agent_id: str, env: str):
     if settings is None:
         abort(404)
     if request.method == "GET":
-        return _render(settings, SettingsForm(obj=settings), pairs)
+        return _render(settings, _saved_form(settings), pairs)
     if not current_user.has_role("editor"):
         abort(403)
     form = SettingsForm()
@@ -86,6 +95,8 @@ def escalation(agent_id: str, env: str):
         claim_timeout_minutes=form.claim_timeout_minutes.data,
         # only an admin's page has the field: without it the saved schedule stays (None)
         retry_schedule=form.retry_schedule.data if "retry_schedule" in request.form else None,
+        alert_emails=form.alert_emails.data if "alert_emails" in request.form else None,  # absent: kept
+        alert_url=form.alert_url.data if "alert_url" in request.form else None,
     )
     try:
         checked = service.save_settings(settings, change, expected_version=expected, actor=current_user.username,
@@ -156,6 +167,20 @@ def resend_missed(agent_id: str, env: str):
     dismiss = request.form.get("action") == "dismiss"
     count = deliveries.resend_missed(settings, current_user.username, dismiss=dismiss)
     flash("Dismissed." if dismiss else f"{count} missed events queued for delivery, oldest first.", "success")
+    return redirect(_page_url(settings))
+
+
+@bp.post("/agents/<agent_id>/<env>/webhook/resume")
+@require_role("editor")
+def resume(agent_id: str, env: str):
+    """Resume now: end the webhook's pause at once; its held events go out in order."""
+    settings = _settings_or_404(agent_id, env)
+    try:
+        count = alerting.resume(settings, current_user.username)
+    except alerting.NotPaused as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Resumed: {count} held events are being delivered.", "success")
     return redirect(_page_url(settings))
 
 

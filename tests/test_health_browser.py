@@ -1,0 +1,138 @@
+"""The webhook's health and Alerts on the Escalation card, in a real browser: the paused badge and Resume now, the
+Alerts fields saved by Save; no axe violations, nothing sideways at 390 px. QLAR_SCREENSHOTS=DIR keeps health-*.png."""
+from datetime import timedelta
+
+import pytest
+from conftest import PASSWORD
+from helpers import axe_violations, keep_screenshot, sideways_overflow
+from playwright.sync_api import Page, expect
+
+from qlar_console.clock import utcnow
+from qlar_console.engine.models import Alert
+from qlar_console.extensions import db
+from qlar_console.settings.alerting import health_view, primary_endpoint
+from qlar_console.settings.service import get_settings
+
+ESCALATION = "/agents/agent-123/production/escalation"
+REASON = "Failing for 30 min (QLAR_PAUSE_AFTER) with no success."
+
+
+def pause(app) -> None:
+    """Pause agent-123 · production's endpoint as the engine would, with one alert of each state on its list."""
+    with app.app_context():
+        now = utcnow()
+        endpoint = primary_endpoint(get_settings("agent-123", "production"))
+        endpoint.health, endpoint.health_since, endpoint.failing_since = "paused", now, now - timedelta(minutes=30)
+        endpoint.pause_reason, endpoint.next_probe_at = REASON, now + timedelta(minutes=5)
+        endpoint.last_error, endpoint.last_error_at = "HTTP 503 Service Unavailable from the receiver", now
+        db.session.flush()
+        rows = (("endpoint.failing", "email", "ops@x.example", "sent"),
+                ("endpoint.paused", "webhook", "https://hooks.example.com/T/B", "pending"),
+                ("endpoint.paused", "email", "ops@x.example", "failed"))
+        for kind, channel, target, status in rows:
+            db.session.add(Alert(alert_id="alr_test", endpoint_id=endpoint.id, agent_id="agent-123",
+                                 environment="production", type=kind, channel=channel, target=target,
+                                 subject=kind, body=b"{}", status=status, tries=1, created_at=now,
+                                 sent_at=now if status == "sent" else None, next_attempt_at=now + timedelta(minutes=1),
+                                 last_error=None if status == "sent" else "Connection refused"))
+        db.session.commit()
+
+
+@pytest.fixture
+def open_as(browser, live_server):
+    """Factory: log in as a user in a fresh context (width, colour scheme) and open the Escalation page."""
+    base_url, _ = live_server
+    contexts = []
+
+    def make(username: str = "editor", width: int = 1280, scheme: str = "light") -> Page:
+        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
+                                      color_scheme=scheme)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/login")
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        page.goto(ESCALATION)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def test_the_paused_badge_and_resume_now(open_as, live_server):
+    _, app = live_server
+    pause(app)
+    page = open_as("editor")
+    health = page.locator("#webhook-health")
+    expect(health.locator("#health-state")).to_have_text("Paused")
+    expect(health).to_contain_text(REASON)
+    expect(health).to_contain_text("HTTP 503 Service Unavailable from the receiver")
+    expect(health).to_contain_text("Next probe")
+
+    page.get_by_role("button", name="Resume now").click()
+
+    expect(page.get_by_text("Resumed: 0 held events are being delivered.")).to_be_visible()
+    expect(page.locator("#health-state")).to_have_text("Healthy")
+    expect(page.get_by_role("button", name="Resume now")).to_have_count(0)
+    with app.app_context():
+        assert health_view(get_settings("agent-123", "production")).state == "healthy"
+
+
+def test_alert_recipients_are_saved_with_the_page(open_as, live_server):
+    _, app = live_server
+    page = open_as("editor")
+    alerts = page.get_by_role("group", name="Alerts")
+    expect(alerts).to_be_visible()
+    alerts.get_by_label("Alert emails").fill("ops@x.example, oncall@y.example")
+    alerts.get_by_label("Alert webhook URL").fill("http://hooks.example.com/T/B")
+    page.get_by_role("button", name="Save", exact=True).click()
+    field = page.get_by_label("Alert webhook URL")
+    expect(page.locator("#alert-url-error")).to_contain_text("must start with https://")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_value("http://hooks.example.com/T/B")
+    expect(page.get_by_label("Alert emails")).to_have_value("ops@x.example, oncall@y.example")
+
+    field.fill("https://hooks.example.com/T/B")
+    page.get_by_role("button", name="Save", exact=True).click()
+
+    expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+    expect(page.get_by_label("Alert emails")).to_have_value("ops@x.example, oncall@y.example")
+    expect(page.get_by_label("Alert webhook URL")).to_have_value("https://hooks.example.com/T/B")
+    with app.app_context():
+        view = health_view(get_settings("agent-123", "production"))
+        assert view.alert_emails == ["ops@x.example", "oncall@y.example"]
+        assert view.alert_url == "https://hooks.example.com/T/B"
+
+
+def test_an_unsaved_alert_email_warns_before_leaving(open_as):
+    page = open_as("editor")
+    page.get_by_label("Alert emails").fill("ops@x.example")
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked == ["beforeunload"]
+
+
+@pytest.mark.parametrize(("username", "width", "scheme"), [("editor", 1280, "light"), ("editor", 390, "dark"),
+                                                           ("viewer", 390, "light")])
+def test_health_and_alerts_pass_axe_and_fit(open_as, live_server, username, width, scheme):
+    _, app = live_server
+    pause(app)
+    page = open_as(username, width, scheme)
+    expect(page.locator("#health-state")).to_have_text("Paused")
+    expect(page.get_by_role("heading", name="Recent alerts")).to_be_visible()
+    assert axe_violations(page) == []
+    assert sideways_overflow(page) == 0
+    keep_screenshot(page, f"health-{username}-{width}-{scheme}")
