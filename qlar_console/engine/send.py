@@ -1,4 +1,5 @@
-"""One HTTP POST to a webhook endpoint: pooled, TLS-verified, never redirected, SSRF-guarded."""
+"""One HTTP POST to a webhook endpoint: pooled, TLS-verified, never redirected, SSRF-guarded, and bounded as a
+whole (connect to last byte) by the timeout (deadline.py)."""
 import ipaddress
 import logging
 import ssl
@@ -13,6 +14,7 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from ..webhook_url import is_public_address
+from .deadline import POOL_CLASSES, Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +23,17 @@ REFUSED_TARGET = (
     "Refused: {host} resolves to a private, loopback, link-local or reserved address ({detail}). "
     "qlar only delivers to public addresses; set QLAR_ALLOW_PRIVATE_TARGETS=1 to allow it (test setups only)."
 )
+NO_RESPONSE = "Timed out after {timeout:g}s without a response."
+CUT_OFF = "Timed out after {timeout:g}s: the whole try (connect to last byte) took longer; the answer was cut off."
 
 
 @dataclass
 class Outcome:
-    """What one try produced; `status` is None when no HTTP response came back."""
+    """What one try produced; `status` is None when no HTTP response came back.
+
+    A timed-out try is never a success, even when a 2xx status line came before the cut: the receiver's
+    answer was not complete within the timeout.
+    """
 
     duration_ms: float
     status: int | None = None
@@ -36,13 +44,17 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
+        return not self.timed_out and self.status is not None and 200 <= self.status < 300
 
 
 class _SharedContext:
     """Adapter mixin: every connection verifies with one SSLContext built once (not a CA file per connect)."""
 
     ssl_context: ssl.SSLContext
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES  # connections under the whole-try deadline
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, True, cert)
@@ -90,6 +102,7 @@ class Sender:
         for path in extra_cas:
             self.ssl_context.load_verify_locations(path)
         self._local = threading.local()
+        self._watchdog = Watchdog()
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
@@ -104,9 +117,26 @@ class Sender:
         return session
 
     def post(self, url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> Outcome:
-        """Send once and describe the result; never raises for network or HTTP failures."""
+        """Send once, within the timeout as a whole, and describe the result; never raises for network/HTTP failures."""
         started = time.perf_counter()
-        elapsed = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
+        armed = self._watchdog.arm(self.timeout)
+        try:
+            outcome, response, reusable = self._exchange(url, body, headers, method)
+        finally:
+            cut = self._watchdog.disarm(armed)  # a cut try's connection is closed there, never reused
+        if response is not None:
+            if reusable and not cut:  # fully read: the connection goes back to the pool for the next send
+                response.raw.release_conn()
+            else:  # an unread remainder, or cut: drop the connection rather than read an unbounded body
+                response.close()
+        if cut:
+            outcome.timed_out = True
+            outcome.error = (NO_RESPONSE if outcome.status is None else CUT_OFF).format(timeout=self.timeout)
+        outcome.duration_ms = (time.perf_counter() - started) * 1000
+        return outcome
+
+    def _exchange(self, url: str, body: bytes, headers: dict[str, str], method: str):
+        """The request and at most RESPONSE_EXCERPT_BYTES of the answer: (outcome, response or None, reusable)."""
         try:
             response = self._session().request(
                 method, url, data=body, headers=headers, timeout=(self.timeout, self.timeout),
@@ -114,32 +144,32 @@ class Sender:
             )
         except InvalidIPAddress as exc:
             host = requests.utils.urlparse(url).hostname
-            return Outcome(elapsed(), error=REFUSED_TARGET.format(host=host, detail=exc))
+            return Outcome(0, error=REFUSED_TARGET.format(host=host, detail=exc)), None, False
         except requests.Timeout:
-            return Outcome(elapsed(), error=f"Timed out after {self.timeout:g}s without a response.", timed_out=True)
+            return Outcome(0, error=NO_RESPONSE.format(timeout=self.timeout), timed_out=True), None, False
         except requests.exceptions.SSLError as exc:
-            return Outcome(elapsed(), error=f"TLS error: {_reason(exc)}")
+            return Outcome(0, error=f"TLS error: {_reason(exc)}"), None, False
         except requests.ConnectionError as exc:
-            return Outcome(elapsed(), error=f"Connection failed: {_reason(exc)}")
+            return Outcome(0, error=f"Connection failed: {_reason(exc)}"), None, False
         except requests.RequestException as exc:
-            return Outcome(elapsed(), error=f"Request failed: {_reason(exc)}")
+            return Outcome(0, error=f"Request failed: {_reason(exc)}"), None, False
         outcome = Outcome(0, status=response.status_code, headers=dict(response.headers))
-        reusable = False
-        try:
-            outcome.body = response.raw.read(RESPONSE_EXCERPT_BYTES, decode_content=True) or b""
-            reusable = len(outcome.body) < RESPONSE_EXCERPT_BYTES or not response.raw.read(1)
+        chunks, size, reusable = [], 0, False
+        try:  # read1 a piece at a time, so what came before a cut or a break-off is kept for the trace
+            while size < RESPONSE_EXCERPT_BYTES:
+                chunk = response.raw.read1(RESPONSE_EXCERPT_BYTES - size, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            reusable = size < RESPONSE_EXCERPT_BYTES or not response.raw.read(1)
         except Exception as exc:  # a response whose body breaks off still has its status
             outcome.error = f"The response body could not be read: {_reason(exc)}"
-        finally:
-            if reusable:  # fully read: the connection goes back to the pool for the next send
-                response.raw.release_conn()
-            else:  # an unread remainder: drop the connection rather than read an unbounded body
-                response.close()
-        outcome.duration_ms = elapsed()
+        outcome.body = b"".join(chunks)
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location", "(no Location)")
             outcome.error = f"Redirect to {location} not followed: set the Webhook URL to the final address."
-        return outcome
+        return outcome, response, reusable
 
 
 def _reason(exc: Exception) -> str:
