@@ -153,25 +153,33 @@ def test_retry_after_sets_the_next_try_within_one_to_two_times_the_schedule(apps
 # -- 2. The schedule ends: the delivery fails for good ------------------------------------------------
 
 def test_delivery_fails_for_good_after_the_last_scheduled_try(delivery_app, receiver):
-    """With schedule 200ms,200ms an always-500 receiver gets exactly 3 tries, then the event is failed.
+    """With schedule 200ms,200ms an event its receiver always answers 500 gets exactly 3 tries, then it is failed.
 
-    It is not tried again afterwards, however long the dispatcher keeps draining.
+    It is not tried again afterwards, however long the dispatcher keeps draining. The endpoint delivers
+    another event meanwhile: were every try to it failing, it would pause instead (tests/test_outage.py).
     """
-    receiver.respond = lambda r: (500, {}, 0)
     dispatcher = delivery_app.extensions["qlar_dispatcher"]
     with delivery_app.app_context():
-        lifecycle.create_escalation(*ENV)
+        poison = lifecycle.create_escalation(*ENV).id
+        receiver.respond = lambda r: (500 if r.json["escalation"]["id"] == poison else 200, {}, 0)
+        assert dispatcher.drain(limit=5) == 1
+        other = lifecycle.create_escalation(*ENV).id
+        status = lambda: db.session.scalar(db.select(Event.status).filter_by(escalation_id=poison))  # noqa: E731
         deadline = time.monotonic() + 4
-        while time.monotonic() < deadline and len(receiver.requests) <= 3:
+        while time.monotonic() < deadline and len(receiver.requests) <= 4:
             dispatcher.drain(limit=5)
-            if db.session.scalar(db.select(Event.status)) != "pending":
+            if status() != "pending":
                 break
             db.session.commit()  # end the read transaction so the next poll sees the dispatcher's writes
             time.sleep(0.02)
         time.sleep(0.6)  # longer than any retry delay left (200 ms + 20% jitter, even doubled)
         assert dispatcher.drain(limit=5) == 0
-    event, attempts = _only_event(delivery_app)
-    assert len(receiver.requests) == 3 and len(attempts) == 3  # len(schedule) + 1
+        event = db.session.scalar(db.select(Event).filter_by(escalation_id=poison))
+        attempts = list(event.attempts)
+        db.session.expunge_all()
+    poisoned = [r for r in receiver.requests if r.json["escalation"]["id"] == poison]
+    assert len(poisoned) == 3 and len(attempts) == 3  # len(schedule) + 1
+    assert [r.json["escalation"]["id"] for r in receiver.requests].count(other) == 1
     assert event.status == "failed" and event.next_attempt_at is None
     assert [a.response_status for a in attempts] == [500, 500, 500]
     assert [a.next_attempt_at is None for a in attempts] == [False, False, True]

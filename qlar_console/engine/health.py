@@ -75,7 +75,7 @@ class Health:
                ended: datetime, schedule: list[float]) -> tuple[str, datetime | None, bool]:
         """A failed try (not a 410): (status, next try, whether it used one of the event's tries).
 
-        While paused no event ends failed and no try is used; a probe's failure doubles the probe delay.
+        While paused no event ends failed and no try is used; a failed probe sets when the next one goes.
         """
         ep = self.endpoints[work.pair]
         was_paused = ep.health == PAUSED
