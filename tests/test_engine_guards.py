@@ -236,28 +236,33 @@ def test_stored_url_breaking_the_rule_is_not_posted(delivery_app, receiver, plai
 
 # -- 5. A master key that cannot decrypt the secret ---------------------------------------------------
 
-def test_wrong_master_key_records_the_try_sends_nothing_and_keeps_the_event(apps, receiver):
-    """A worker started with another master key sends nothing: the try names the master key, the event waits.
+def test_wrong_master_key_uses_no_try_sends_nothing_and_pauses_the_endpoint(apps, receiver):
+    """A worker started with another master key sends nothing and uses no try: the endpoint pauses with the
+    master key as its reason, the event waits.
 
     The dispatcher does not crash: drain returns normally, the event stays pending, and a worker with
-    the right key delivers it at its retry, signed.
+    the right key delivers it at the endpoint's probe, signed.
     """
+    from qlar_console.settings.alerting import primary_endpoint
+
     app = apps.build()
     with app.app_context():
         lifecycle.create_escalation(*ENV)
     wrong_key = apps.twin(app, MASTER_KEY=Fernet.generate_key().decode())
     with wrong_key.app_context():
         assert wrong_key.extensions["qlar_dispatcher"].drain(limit=1) == 1
-    event, (attempt,) = _only_event(app)
-    assert receiver.requests == []
-    assert attempt.response_status is None and not attempt.request_headers
-    assert "master key" in attempt.error and "QLAR_MASTER_KEY" in attempt.error
-    assert event.status == "pending" and event.next_attempt_at is not None
-    assert event.next_attempt_at == attempt.next_attempt_at and event.lease_owner is None
-    with app.app_context():  # the right key: the retry (200 ms later) goes out
+    event, attempts = _only_event(app)
+    assert receiver.requests == [] and attempts == []
+    assert "master key" in event.last_error and "QLAR_MASTER_KEY" in event.last_error
+    assert event.status == "pending" and event.tries == 0 and event.next_attempt_at is not None
+    assert event.lease_owner is None
+    with app.app_context():
+        endpoint = primary_endpoint(get_settings(*ENV))
+        assert endpoint.health == "paused" and "master key" in endpoint.pause_reason
+    with app.app_context():  # the right key: the probe (the schedule's first delay, 200 ms, later) goes out
         deadline = time.monotonic() + 3
         while not app.extensions["qlar_dispatcher"].drain(limit=1):
-            assert time.monotonic() < deadline, "the event was not retried with the right master key"
+            assert time.monotonic() < deadline, "the event was not sent with the right master key"
             time.sleep(0.05)
     (got,) = receiver.requests
     assert got.json["eventId"] == event.id and got.headers["X-Qlar-Signature"].startswith("sha256=")

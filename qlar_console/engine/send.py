@@ -172,6 +172,11 @@ class Sender:
         return outcome, response, reusable
 
 
+def timed_out(error: str | None) -> bool:
+    """Whether a stored attempt's error says the try was cut at the timeout (its 2xx, if any, does not count)."""
+    return bool(error) and error.startswith("Timed out after")
+
+
 def _reason(exc: Exception) -> str:
     """The innermost useful message of a requests/urllib3 exception chain."""
     while exc.args and isinstance(exc.args[0], Exception):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import selectinload
 
 from ..deliveries.curl import curl_command
 from ..engine.models import CANCELLED, PENDING, SKIPPED, Attempt, Event
+from ..engine.send import timed_out
 from ..extensions import db
 from .models import Escalation
 from .service import LABELS, get_escalation
@@ -32,9 +33,9 @@ class AttemptEntry:
 
     @property
     def ok(self) -> bool:
-        """Whether the receiver answered 2xx (the dispatcher's rule for delivered)."""
+        """Whether the receiver answered 2xx within the timeout (the dispatcher's rule for delivered)."""
         status = self.attempt.response_status
-        return status is not None and 200 <= status < 300
+        return status is not None and 200 <= status < 300 and not timed_out(self.attempt.error)
 
     @property
     def result(self) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from ..clock import utcnow
 from ..engine.models import FAILED, PENDING, SUCCEEDED, Attempt, Event
+from ..engine.send import timed_out
 from ..extensions import db
 from .models import EscalationSettings
 from .service import all_settings
@@ -30,8 +31,8 @@ class LastAttempt:
 
     @property
     def ok(self) -> bool:
-        """True when the endpoint answered 2xx."""
-        return self.status is not None and 200 <= self.status < 300
+        """True when the endpoint answered 2xx within the timeout."""
+        return self.status is not None and 200 <= self.status < 300 and not timed_out(self.error)
 
     @property
     def result(self) -> str:
