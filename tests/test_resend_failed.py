@@ -16,7 +16,7 @@ from qlar_console.audit.models import AuditEntry
 from qlar_console.audit.service import ACTION_NAMES
 from qlar_console.clock import utcnow
 from qlar_console.deliveries import service
-from qlar_console.engine.models import Attempt, Event
+from qlar_console.engine.models import Attempt, Endpoint, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 
@@ -48,12 +48,24 @@ def _events(app) -> list[Event]:
         return events
 
 
-def _settle(app, timeout: float = 15.0) -> None:
-    """Deliver inline until nothing is pending (retries included)."""
+def _settle(app, timeout: float = 15.0, *, outage: bool = False) -> None:
+    """Deliver inline until nothing is pending (retries included).
+
+    outage: every try fails, which pauses the endpoint and holds its events; the operator presses Resume now
+    each time it pauses, which starts a new failing streak: an event whose run began before that streak uses
+    up its schedule and ends failed (with its tries recorded), as Resend failed expects.
+    """
+    from qlar_console.settings.alerting import resume
+    from qlar_console.settings.service import get_settings
+
     deadline = time.monotonic() + timeout
     while any(e.status == "pending" for e in _events(app)):
         assert time.monotonic() < deadline, "events still pending"
-        app.extensions["qlar_dispatcher"].drain()
+        if not app.extensions["qlar_dispatcher"].drain() and outage:
+            with app.app_context():
+                if db.session.scalar(db.select(Endpoint.health).filter_by(agent_id=PAIR[0], environment=PAIR[1])) \
+                        == "paused":
+                    resume(get_settings(*PAIR), "operator")
         time.sleep(0.01)
 
 
@@ -75,7 +87,7 @@ def _outage(app, receiver) -> dict:
     """One escalation failed two hours ago, then an outage fails three more; the receiver is back afterwards."""
     receiver.respond = lambda r: (503, {}, 0)
     old = _flows(app, 1)
-    _settle(app)
+    _settle(app, outage=True)
     with app.app_context():  # its tries were two hours ago: outside a 1h window
         earlier = utcnow() - timedelta(hours=2)
         old_ids = list(db.session.scalars(db.select(Event.id).where(Event.escalation_id.in_(old))))
@@ -83,10 +95,10 @@ def _outage(app, receiver) -> dict:
         db.session.execute(db.update(Event).where(Event.id.in_(old_ids)).values(created_at=earlier))
         db.session.commit()
     during = _flows(app, 3)
-    _settle(app)
+    _settle(app, outage=True)
     events = _events(app)
     assert {e.status for e in events} == {"failed"} and len(events) == 7
-    bodies = {r.headers["Webhook-Id"]: r.body for r in receiver.requests}
+    bodies = {e.id: e.body for e in events}  # the frozen bytes (a paused endpoint never sent most of them)
     receiver.respond = lambda r: (200, {}, 0)
     window = [e.id for e in events if e.escalation_id in during]
     return {"old": old_ids, "window": window, "escalations": during, "bodies": bodies, "start": len(receiver.requests)}
