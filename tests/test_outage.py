@@ -173,7 +173,8 @@ def test_a_paused_endpoint_is_probed_at_most_once_per_probe_max(tmp_path, receiv
         paused_at = time.monotonic()
         time.sleep(6)
         switch.down = False
-        wait_until(lambda: all(e.status == SUCCEEDED for e in events(app)), 10, "the drain")
+        wait_until(lambda: all(e.status != "pending" for e in events(app)), 10, "the drain")
+        assert [(e.status, e.last_error) for e in events(app)] == [(SUCCEEDED, None)] * 3
     finally:
         dispatcher.stop()
         dispose(app)

@@ -84,6 +84,8 @@ class Health:
         if ep.health == HEALTHY:
             _set(ep, FAILING, started)
             ep.failing_since = started
+        elif ep.failing_since is None or started < ep.failing_since:
+            ep.failing_since = started  # tries in flight together are recorded in any order: the earliest start
         if not was_paused:
             if ep.consecutive_failures >= FAILING_ALERT_AFTER and not ep.failing_alerted:
                 ep.failing_alerted = True
