@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from qlar_console import create_app  # noqa: E402
 from qlar_console.auth.models import User  # noqa: E402
 from qlar_console.clock import utcnow  # noqa: E402
+from qlar_console.engine.fanout import destinations  # noqa: E402
 from qlar_console.engine.models import PENDING, Event  # noqa: E402
 from qlar_console.engine.outbox import new_event_id  # noqa: E402
 from qlar_console.escalations.events import event_body  # noqa: E402
@@ -96,9 +97,13 @@ def backlog(app, count: int) -> None:
         event_id = new_event_id()
         escalations.append(fixed | {"id": esc.id, "thread_id": esc.thread_id})
         events.append(dict(id=event_id, escalation_id=esc.id, agent_id="agent-123", environment="production",
+                           endpoint_id=None,
                            event_type="created", sequence=1, body=event_body(event_id, "created", esc, 1, now),
                            created_at=now, status=PENDING, tries=0, attempt_count=0, next_attempt_at=now))
     with app.app_context():
+        primary = destinations("agent-123", "production", "created")[0]
+        for event in events:
+            event["endpoint_id"] = primary
         for start in range(0, count, 5000):
             db.session.execute(Escalation.__table__.insert(), escalations[start:start + 5000])
             db.session.execute(Event.__table__.insert(), events[start:start + 5000])

@@ -47,6 +47,7 @@ class Defaults:
     TRACE_RETENTION_DAYS = 7
     PAUSE_AFTER = "30m"  # an endpoint failing this long pauses: its events wait, one probe at a time
     PROBE_MAX_SECONDS = 300  # a paused endpoint's probe delay doubles up to this
+    MAX_ENDPOINTS = 10  # endpoints a pair may have, its primary (the card's webhook) included
     SMTP_URL: str | None = None  # alert emails: smtp://host:port, smtp+starttls://user:pass@host:587, smtps://…
     MAIL_FROM = "qlar-console <qlar-alerts@localhost>"
     ALERT_RETRY_SCHEDULE = "10s,1m,5m,30m,2h,6h,12h"  # an alert email or POST that fails is tried again

@@ -18,7 +18,7 @@ from .config import ROOT, load_config
 from .crypto import install_log_redaction
 from .engine.worker import Dispatcher
 from .extensions import db
-from .settings.endpoints import resolve_endpoints, switch_off_after_gone
+from .settings.targets import resolve_endpoints, switch_off_after_gone
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from helpers import api_token, assert_problem, stored_secret
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
+from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import EVENT_TYPES, STATUSES, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
@@ -36,6 +37,7 @@ def _insert(app, specs: list[tuple[str, str, str]]) -> list[str]:
         ids = [f"{base}{i:03d}" for i in range(len(specs))]
         for i, (event_id, (environment, status, event_type)) in enumerate(zip(ids, specs, strict=True)):
             db.session.add(Event(id=event_id, escalation_id=esc, agent_id="agent-123", environment=environment,
+                                 endpoint_id=destinations("agent-123", environment, event_type)[0],
                                  event_type=event_type, sequence=100 + i, body=b'{"x":1}', status=status,
                                  created_at=utcnow()))
         db.session.commit()

@@ -13,6 +13,7 @@ from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
 from qlar_console.deliveries.queries import daily_outcomes
+from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import Attempt, Event
 from qlar_console.engine.record import count_outcomes
 from qlar_console.escalations import service as lifecycle
@@ -45,6 +46,7 @@ def _insert(app, count, status="skipped", event_type="created", created_at=None)
         ids = [f"{base}{i:03d}" for i in range(count)]  # sort after every existing id, in this order
         for i, event_id in enumerate(ids):
             db.session.add(Event(id=event_id, escalation_id=esc, agent_id="agent-123", environment="staging",
+                                 endpoint_id=destinations("agent-123", "staging", event_type)[0],
                                  event_type=event_type, sequence=100 + i, body=b'{"x":1}', status=status,
                                  created_at=created_at or utcnow()))
             if status in ("succeeded", "failed"):

@@ -12,6 +12,7 @@ from conftest import dispose, make_app, postgres_url
 from sqlalchemy import func, select
 from workers import start_worker, stop, wait_running
 
+from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import PENDING, Event
 from qlar_console.escalations import simulate
 from qlar_console.extensions import db
@@ -229,9 +230,12 @@ def test_ten_thousand_pending_keep_worker_memory_bounded(tmp_path, receiver, fig
                                 updated_at=now))
         body = json.dumps({"eventId": event_id, "eventType": "created", "escalation": {"id": esc_id}, "sequence": 1})
         events.append(dict(id=event_id, escalation_id=esc_id, agent_id="agent-123", environment="production",
-                           event_type="created", sequence=1, body=body.encode(), created_at=now, status=PENDING,
+                           event_type="created", sequence=1, body=body.encode(), created_at=now,
+                           status=PENDING,
                            tries=0, attempt_count=0, next_attempt_at=now))
     with app.app_context():
+        for event in events:
+            event["endpoint_id"] = destinations("agent-123", "production", "created")[0]
         db.session.execute(db.insert(Escalation), escalations)
         db.session.execute(db.insert(Event), events)
         db.session.commit()

@@ -8,6 +8,7 @@ from helpers import axe_violations, login, sideways_overflow, wider_than
 from sqlalchemy import event as sa_event
 
 from qlar_console.clock import utcnow
+from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
@@ -32,6 +33,7 @@ def _traffic(app) -> None:
         for n, (status, at) in enumerate(rows):
             event_id = f"evt_{'f' * 20}{n:04d}"
             db.session.add(Event(id=event_id, escalation_id=esc, agent_id="agent-123", environment="production",
+                                 endpoint_id=destinations("agent-123", "production", "created")[0],
                                  event_type="created", sequence=10 + n, body=b"{}", status=status, created_at=at,
                                  next_attempt_at=now + timedelta(days=1) if status == "pending" else None))
             db.session.add(Attempt(event_id=event_id, number=1, trigger="scheduled", started_at=at, url=HOOK,

@@ -294,7 +294,7 @@ def test_events_held_past_the_retention_end_failed_with_an_alert_never_silently(
 
     from qlar_console.clock import utcnow
     from qlar_console.engine.health import expire_held
-    from qlar_console.settings.endpoints import resolve_endpoints
+    from qlar_console.settings.targets import resolve_endpoints
 
     with app.app_context():
         old, new = lifecycle.create_escalation(*PAIR).id, lifecycle.create_escalation(*PAIR).id

@@ -119,7 +119,7 @@ class Alerter:
     def _post(self, alert: Alert) -> tuple[str | None, int | None]:
         """The alert as JSON, signed like a delivery with the endpoint's current key (unsigned if it has none
         that can be decrypted: the alert about a master key must still go out)."""
-        target = self.resolve({(alert.agent_id, alert.environment)})[(alert.agent_id, alert.environment)]
+        target = self.resolve({alert.endpoint_id})[alert.endpoint_id]
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, ALERT_HEADER: alert.type}
         if target.keys and not target.held:
             headers.update(signature_headers(target.keys, alert.alert_id, int(time.time()), alert.body))

@@ -66,7 +66,7 @@ def raise_alerts(items: list[tuple], now: datetime) -> list[str]:
         ep: Endpoint
         label = f"{ep.agent_id} \u00b7 {ep.environment}"
         pending = db.session.scalar(select(func.count()).select_from(Event).where(
-            Event.agent_id == ep.agent_id, Event.environment == ep.environment, Event.status == PENDING))
+            Event.endpoint_id == ep.id, Event.status == PENDING))
         alert_id = new_id("alr_")
         doc = {"alertId": alert_id, "type": kind, "agentId": ep.agent_id, "environment": ep.environment,
                "endpointId": ep.id, "endpointUrl": shown_url(url), "since": rfc3339(detail["since"]),

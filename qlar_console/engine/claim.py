@@ -8,15 +8,17 @@ condition is the arbiter. The webhook settings are read once per endpoint of the
 claim's transaction (each try uses the settings saved at that moment), and the transaction ends
 before any network call.
 
-A paused endpoint (health.py) is left out of the batch but for one probe at a time: when its
-next_probe_at is due, the oldest due event of the pair is leased as the probe.
+Each event row is one event x endpoint (a pair fans out to its endpoints when the event is written):
+order per escalation, concurrency limits and pauses are per endpoint. A paused endpoint (health.py) is
+left out of the batch but for one probe at a time: when its next_probe_at is due, the endpoint's oldest
+due event is leased as the probe.
 """
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, exists, func, or_, select, update
 
 from ..clock import utcnow
 from ..extensions import db
@@ -37,10 +39,11 @@ class Target:
     keys: list[str] = field(default_factory=list)
     problem: str | None = None
     held: str | None = None
-    schedule: list[float] | None = None  # the pair's retry schedule; None: QLAR_RETRY_SCHEDULE
+    schedule: list[float] | None = None  # the endpoint's retry schedule; None: QLAR_RETRY_SCHEDULE
+    headers: dict[str, str] = field(default_factory=dict)  # an additional endpoint's custom headers
 
 
-Resolve = Callable[[set[tuple[str, str]]], dict[tuple[str, str], Target]]
+Resolve = Callable[[set[str]], dict[str, Target]]  # endpoint ids -> what their tries need
 
 
 @dataclass
@@ -50,7 +53,9 @@ class Work:
     event_id: str
     escalation_id: str
     sequence: int
-    pair: tuple[str, str]  # (agent, environment): one webhook
+    pair: tuple[str, str]  # (agent, environment)
+    endpoint_id: str  # ep_…: where this row goes (its health, order and concurrency)
+    webhook_id: str  # the event's webhook-id, the same for every endpoint it goes to
     event_type: str
     body: bytes
     tries: int  # tries in this run so far
@@ -64,88 +69,85 @@ class Work:
 E = Event.__table__  # Core statements: no ORM bookkeeping on the hot path
 _earlier = E.alias("earlier")
 _UNBLOCKED = ~exists().where(  # per-escalation order: no earlier event of the escalation is still pending
-    _earlier.c.escalation_id == E.c.escalation_id, _earlier.c.sequence < E.c.sequence, _earlier.c.status == PENDING)
+    _earlier.c.escalation_id == E.c.escalation_id, _earlier.c.sequence < E.c.sequence,
+    _earlier.c.endpoint_id == E.c.endpoint_id, _earlier.c.status == PENDING)
 _FREE = or_(E.c.lease_until.is_(None), E.c.lease_until < bindparam("now"))
 _CANDIDATES = (
-    select(E.c.id, E.c.agent_id, E.c.environment)
+    select(E.c.id, E.c.endpoint_id)
     .where(E.c.status == PENDING, E.c.next_attempt_at <= bindparam("now"), _FREE, _UNBLOCKED)
     .order_by(E.c.next_attempt_at).limit(bindparam("limit"))
 )
-_CANDIDATES_EXCEPT = _CANDIDATES.where(
-    tuple_(E.c.agent_id, E.c.environment).not_in(bindparam("busy", expanding=True)))
+_CANDIDATES_EXCEPT = _CANDIDATES.where(E.c.endpoint_id.not_in(bindparam("busy", expanding=True)))
 _LEASE = (
     update(E)
     # status || '': look the rows up by primary key; with a long IN list SQLite's planner would otherwise walk
     # ix_events_due over the whole backlog (status = 'pending' looks more selective to it than 64 ids)
     .where(E.c.id.in_(bindparam("ids", expanding=True)), E.c.status.concat("") == PENDING, _FREE)
     .values(lease_owner=bindparam("owner"), lease_until=bindparam("until"))
-    .returning(E.c.id, E.c.escalation_id, E.c.sequence, E.c.agent_id, E.c.environment, E.c.event_type,
-               E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by, E.c.synthetic)
+    .returning(E.c.id, E.c.escalation_id, E.c.sequence, E.c.agent_id, E.c.environment, E.c.endpoint_id,
+               E.c.message_id, E.c.event_type, E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by, E.c.synthetic)
 )
 _NEXT_DUE = select(func.min(E.c.next_attempt_at)).where(E.c.status == PENDING,
                                                           E.c.next_attempt_at > bindparam("now"))
 EP = Endpoint.__table__
-_PAUSED = select(EP.c.id, EP.c.agent_id, EP.c.environment, EP.c.next_probe_at).where(EP.c.health == PAUSED)
+_PAUSED = select(EP.c.id, EP.c.next_probe_at).where(EP.c.health == PAUSED)
 _DUE_PROBE = or_(EP.c.next_probe_at.is_(None), EP.c.next_probe_at <= bindparam("now"))
 # The probe slot: whoever moves next_probe_at past now probes (record.py sets it again after the try).
 _TAKE_PROBE = (update(EP).where(EP.c.id == bindparam("ep"), EP.c.health == PAUSED, _DUE_PROBE)
                .values(next_probe_at=bindparam("until")))
-_PROBE = (select(E.c.id).where(E.c.status == PENDING, E.c.agent_id == bindparam("agent"),
-                               E.c.environment == bindparam("env"), _FREE, _UNBLOCKED)
+_PROBE = (select(E.c.id).where(E.c.endpoint_id == bindparam("ep"), E.c.status == PENDING, _FREE, _UNBLOCKED)
           .order_by(E.c.next_attempt_at, E.c.id).limit(1))
 _NEXT_PROBE = select(func.min(EP.c.next_probe_at)).where(EP.c.health == PAUSED, EP.c.next_probe_at > bindparam("now"))
 
 
 def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_endpoint: int | None = None,
-          in_flight: Mapping[tuple[str, str], int] | None = None) -> list[Work]:
+          in_flight: Mapping[str, int] | None = None) -> list[Work]:
     """Lease up to `limit` due events to `owner`, oldest due first; [] when nothing is due.
 
     With `per_endpoint`, no endpoint gets more than that many events in flight in this worker
-    (counting `in_flight`); endpoints already full are left out of the query, so they cannot crowd
+    (counting `in_flight`, by endpoint id); endpoints already full are left out of the query, so they cannot crowd
     out the others. Paused endpoints are left out too, but for their probes.
     """
     now, conn, in_flight = utcnow(), db.session.connection(), in_flight or {}
-    busy = [pair for pair, count in in_flight.items() if per_endpoint is not None and count >= per_endpoint]
+    busy = [ep for ep, count in in_flight.items() if per_endpoint is not None and count >= per_endpoint]
     paused, probes = _probes(conn, now, lease, busy)
     busy += paused
     query = _CANDIDATES_EXCEPT if busy else _CANDIDATES
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=E)
     ids, taken = list(probes), Counter()
-    for event_id, agent_id, environment in conn.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
+    for event_id, endpoint_id in conn.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
         if len(ids) >= limit:
             break
-        pair = (agent_id, environment)
-        if per_endpoint is not None and in_flight.get(pair, 0) + taken[pair] >= per_endpoint:
+        if per_endpoint is not None and in_flight.get(endpoint_id, 0) + taken[endpoint_id] >= per_endpoint:
             continue
-        taken[pair] += 1
+        taken[endpoint_id] += 1
         ids.append(event_id)
     if not ids:
         db.session.commit()
         return []
     rows = conn.execute(_LEASE, {"ids": ids, "now": now, "owner": owner, "until": now + lease}).all()
-    endpoints = resolve({(row.agent_id, row.environment) for row in rows}) if rows else {}
+    targets = resolve({row.endpoint_id for row in rows}) if rows else {}
     db.session.commit()  # hold no transaction (and no SQLite lock) during the network calls
     order = {event_id: i for i, event_id in enumerate(ids)}
     rows.sort(key=lambda row: order[row.id])  # RETURNING order is not guaranteed: keep the due order
-    return [Work(row.id, row.escalation_id, row.sequence, (row.agent_id, row.environment), row.event_type, row.body,
-                 row.tries, row.attempt_count, "manual" if row.manual_by else "scheduled",
-                 endpoints[(row.agent_id, row.environment)], row.synthetic, row.id in probes)
+    return [Work(row.id, row.escalation_id, row.sequence, (row.agent_id, row.environment), row.endpoint_id,
+                 row.message_id or row.id, row.event_type, row.body, row.tries, row.attempt_count,
+                 "manual" if row.manual_by else "scheduled", targets[row.endpoint_id], row.synthetic, row.id in probes)
             for row in rows]
 
 
-def _probes(conn, now: datetime, lease: timedelta, busy: list) -> tuple[list[tuple[str, str]], set[str]]:
-    """The paused endpoints' pairs, and the events taken as probes of those whose probe is due now.
+def _probes(conn, now: datetime, lease: timedelta, busy: list) -> tuple[list[str], set[str]]:
+    """The paused endpoints, and the events taken as probes of those whose probe is due now.
 
     Taking the probe slot (next_probe_at moved a lease ahead) is the arbiter between workers.
     """
     paused, probes = [], set()
-    for ep_id, agent_id, environment, next_probe_at in conn.execute(_PAUSED).all():
-        pair = (agent_id, environment)
-        paused.append(pair)
-        if (next_probe_at is None or next_probe_at <= now) and pair not in busy and conn.execute(
+    for ep_id, next_probe_at in conn.execute(_PAUSED).all():
+        paused.append(ep_id)
+        if (next_probe_at is None or next_probe_at <= now) and ep_id not in busy and conn.execute(
                 _TAKE_PROBE, {"ep": ep_id, "now": now, "until": now + lease}).rowcount == 1:
-            probe = conn.scalar(_PROBE, {"agent": agent_id, "env": environment, "now": now})
+            probe = conn.scalar(_PROBE, {"ep": ep_id, "now": now})
             if probe:
                 probes.add(probe)
     return paused, probes

@@ -48,17 +48,23 @@ def endpoints_of(pairs) -> dict[tuple[str, str], Endpoint]:
     return found
 
 
+def endpoints_by_id(ids) -> dict[str, Endpoint]:
+    """The endpoints with these ids (a batch's), in the caller's transaction."""
+    ids = list(ids)
+    return {ep.id: ep for ep in db.session.scalars(select(Endpoint).where(Endpoint.id.in_(ids)))} if ids else {}
+
+
 @dataclass
 class Health:
     """The health decisions of one recorded batch."""
 
     rules: HealthRules
-    endpoints: dict[tuple[str, str], Endpoint]
+    endpoints: dict[str, Endpoint]  # by id
     raised: list[tuple] = field(default_factory=list)  # (endpoint, type, url, detail) for alerts.raise_alerts
 
     def succeeded(self, work: Work, at: datetime) -> None:
         """A 2xx: the endpoint is healthy; after an alerted outage, recovered."""
-        ep = self.endpoints[work.pair]
+        ep = self.endpoints[work.endpoint_id]
         if ep.health == HEALTHY and not (ep.consecutive_failures or ep.failing_alerted or ep.paused_alerted):
             return  # the common case writes nothing: workers never contend for a healthy endpoint's row
         ep.last_success_at, ep.consecutive_failures = at, 0
@@ -77,7 +83,7 @@ class Health:
 
         While paused no event ends failed and no try is used; a failed probe sets when the next one goes.
         """
-        ep = self.endpoints[work.pair]
+        ep = self.endpoints[work.endpoint_id]
         was_paused = ep.health == PAUSED
         ep.consecutive_failures += 1
         ep.last_error, ep.last_error_at = error, ended
@@ -106,7 +112,7 @@ class Health:
     def held(self, work: Work, reason: str, at: datetime, schedule: list[float]) -> datetime:
         """The endpoint cannot be sent to through no fault of the receiver (its key cannot be decrypted):
         paused with that reason, no try used; returns when the event is due again (the next probe)."""
-        ep = self.endpoints[work.pair]
+        ep = self.endpoints[work.endpoint_id]
         ep.last_error, ep.last_error_at = reason, at
         if ep.health != PAUSED:
             self.pause(ep, work, at, schedule, reason)
@@ -148,7 +154,7 @@ def _set(ep: Endpoint, state: str, at: datetime) -> None:
 def unpark(ep: Endpoint) -> int:
     """Make a paused endpoint's pending events due again, in the order they happened."""
     return db.session.execute(update(Event).where(
-        Event.agent_id == ep.agent_id, Event.environment == ep.environment, Event.status == PENDING,
+        Event.endpoint_id == ep.id, Event.status == PENDING,
         Event.next_attempt_at > Event.created_at).values(next_attempt_at=Event.created_at, lease_owner=None,
                                                          lease_until=None)).rowcount
 
@@ -168,15 +174,14 @@ def expire_held(retention_days: float, now: datetime, resolve) -> int:
     cutoff = now - timedelta(days=float(retention_days))
     expired = 0
     for ep in db.session.scalars(select(Endpoint).where(Endpoint.health == PAUSED)):
-        old = (Event.agent_id == ep.agent_id, Event.environment == ep.environment, Event.status == PENDING,
-               Event.created_at < cutoff)
+        old = (Event.endpoint_id == ep.id, Event.status == PENDING, Event.created_at < cutoff)
         count = db.session.execute(update(Event).where(*old).values(
             status=FAILED, next_attempt_at=None, lease_owner=None, lease_until=None,
             last_error=f"Held longer than QLAR_TRACE_RETENTION_DAYS ({retention_days:g} days) while the endpoint "
                        "was paused.")).rowcount
         if count:
             expired += count
-            url = resolve({(ep.agent_id, ep.environment)})[(ep.agent_id, ep.environment)].url
+            url = resolve({ep.id})[ep.id].url
             alerts.raise_alerts([(ep, "delivery.failed", url, {"since": cutoff, "expired": count})], now)
     db.session.commit()
     return expired

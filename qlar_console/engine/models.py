@@ -31,9 +31,14 @@ class Event(db.Model):
     __table_args__ = (
         Index("ix_events_due", "status", "next_attempt_at"),
         Index("ix_events_escalation_sequence", "escalation_id", "sequence"),
+        Index("ix_events_endpoint", "endpoint_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_..., sortable by creation time
+    # One row per event x endpoint: the primary endpoint's row has the event's own id (its webhook-id); the
+    # row of each additional endpoint has an id of its own and the primary row's id as message_id.
+    endpoint_id: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str | None] = mapped_column(String(40), index=True)  # webhook-id when not `id`
     escalation_id: Mapped[str] = mapped_column(ForeignKey("escalations.id"))  # Escalation.events orders INSERTs
     agent_id: Mapped[str] = mapped_column(String(64))
     environment: Mapped[str] = mapped_column(String(64))
@@ -57,6 +62,11 @@ class Event(db.Model):
     attempts: Mapped[list["Attempt"]] = relationship(
         back_populates="event", order_by="Attempt.number", cascade="all, delete-orphan"
     )
+
+    @property
+    def webhook_id(self) -> str:
+        """The webhook-id every endpoint's copy of this event is sent with."""
+        return self.message_id or self.id
 
 
 class Attempt(db.Model):
@@ -104,9 +114,29 @@ class DailyOutcome(db.Model):
     count: Mapped[int] = mapped_column(default=0)
 
 
-class Endpoint(db.Model):
-    """Where a pair's events go, as delivery state: its health (healthy, failing, paused), the probe of a
-    paused endpoint, and who is alerted. The card's webhook is the pair's primary endpoint.
+class SigningKeys:
+    """A webhook's signing key, encrypted, and its predecessor during a Regenerate Key grace period
+    (the card's webhook on its settings row, each additional endpoint on its own row)."""
+
+    secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    secret_created_at: Mapped[datetime | None]
+    previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+
+    def previous_secret_active(self, now: datetime) -> bool:
+        """True while a regenerated key's predecessor is still inside its grace period."""
+        return bool(
+            self.previous_secret_ciphertext
+            and self.previous_secret_expires_at
+            and self.previous_secret_expires_at > now
+        )
+
+
+class Endpoint(SigningKeys, db.Model):
+    """Where a pair's events go: its health (healthy, failing, paused), the probe of a paused endpoint,
+    and who is alerted. The card's webhook is the pair's primary endpoint (its URL, switch, key and
+    schedule stay on the settings row); an additional endpoint keeps its own here, with the event types it
+    hears (none: all), its custom headers and a description.
 
     Health is kept here, never on the settings row, so each endpoint of a pair has its own.
     """
@@ -119,6 +149,19 @@ class Endpoint(db.Model):
     environment: Mapped[str] = mapped_column(String(64))
     is_primary: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # An additional endpoint's own settings (unused on the primary, whose settings are the card's)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str | None] = mapped_column(String(200))
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)  # none: every event type
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # custom headers, in the order given
+    retry_schedule: Mapped[str | None] = mapped_column(String(200))  # None: QLAR_RETRY_SCHEDULE
+    disabled_reason: Mapped[str | None] = mapped_column(Text)  # why the dispatcher switched it off (410)
+    disabled_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+    saved_by: Mapped[str | None] = mapped_column(String(80))
+    saved_at: Mapped[datetime | None]
 
     alert_emails: Mapped[list[str]] = mapped_column(JSON, default=list)
     alert_url: Mapped[str | None] = mapped_column(String(2048))

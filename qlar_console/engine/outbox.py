@@ -3,6 +3,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 from flask import current_app
@@ -41,17 +42,23 @@ def rfc3339(at: datetime) -> str:
 
 
 def enqueue(*, event_id: str, escalation_id: str, agent_id: str, environment: str, event_type: str,
-            sequence: int, body: bytes, created_at: datetime, queued: bool, synthetic: bool = False) -> Event:
-    """Add an event to the caller's transaction: pending now if queued, else kept as skipped.
+            sequence: int, body: bytes, created_at: datetime, queued: bool, endpoint_id: str,
+            copies: Sequence[str] = (), synthetic: bool = False) -> Event:
+    """Add an event to the caller's transaction: the primary endpoint's row (`endpoint_id`), pending now if
+    queued, else kept as skipped, and a pending row for each additional endpoint in `copies`, with the same
+    body bytes and webhook-id (`event_id`). Returns the primary endpoint's row.
 
     On PostgreSQL the wake-up NOTIFY rides in the same transaction, so workers hear of it on commit.
     """
-    event = Event(id=event_id, escalation_id=escalation_id, agent_id=agent_id, environment=environment,
-                  event_type=event_type, sequence=sequence, body=body, created_at=created_at, synthetic=synthetic,
-                  status=PENDING if queued else SKIPPED, next_attempt_at=created_at if queued else None,
-                  last_error=None if queued else NOT_QUEUED)
+    common = dict(escalation_id=escalation_id, agent_id=agent_id, environment=environment, event_type=event_type,
+                  sequence=sequence, body=body, created_at=created_at, synthetic=synthetic)
+    event = Event(id=event_id, endpoint_id=endpoint_id, **common, status=PENDING if queued else SKIPPED,
+                  next_attempt_at=created_at if queued else None, last_error=None if queued else NOT_QUEUED)
     db.session.add(event)
-    if queued:
+    for copy in copies:
+        db.session.add(Event(id=new_event_id(), endpoint_id=copy, message_id=event_id, **common, status=PENDING,
+                             next_attempt_at=created_at))
+    if queued or copies:
         _announce()
     return event
 

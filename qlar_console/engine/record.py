@@ -20,7 +20,7 @@ from ..clock import utcnow
 from ..extensions import db
 from . import alerts
 from .claim import Work
-from .health import Health, HealthRules, endpoints_of
+from .health import Health, HealthRules, endpoints_by_id
 from .models import CANCELLED, FAILED, PENDING, Attempt, DailyOutcome, Event
 from .retry import decide
 from .send import Outcome
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 E = Event.__table__  # Core statements: no ORM bookkeeping on the hot path
 SWITCHED_OFF = "Not sent: the webhook was switched off before this try."
-Gone = Callable[[tuple[str, str], str, datetime], None]  # (pair, event id, when): a 410 switched the webhook off
+Gone = Callable[[str, str, datetime], None]  # (endpoint id, event id, when): a 410 switches the endpoint off
 
 
 @dataclass
@@ -65,7 +65,8 @@ _ATTEMPT = insert(Attempt.__table__)
 # Per-escalation order without scanning: successors of a retried event wait until its next try,
 # and are due again at once when it finishes early (a Resend, or a try before its schedule).
 # (index ix_events_escalation_sequence)
-_SUCCESSORS = (E.c.escalation_id == bindparam("b_esc"), E.c.sequence > bindparam("b_seq"), E.c.status == PENDING)
+_SUCCESSORS = (E.c.escalation_id == bindparam("b_esc"), E.c.sequence > bindparam("b_seq"),
+               E.c.endpoint_id == bindparam("b_ep"), E.c.status == PENDING)
 _DEFER_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.next_attempt_at < bindparam("b_next"))
                      .values(next_attempt_at=bindparam("b_next")))
 _FREE_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.tries == 0, E.c.next_attempt_at > bindparam("b_next"))
@@ -81,7 +82,7 @@ def record(tries: list[Try], owner: str, rules: Rules) -> int:
     now = utcnow()
     conn = db.session.connection()  # Core statements straight to the connection, in the session's transaction
     ours = set(conn.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
-    health = Health(rules.health, endpoints_of({t.work.pair for t in tries if t.work.event_id in ours}))
+    health = Health(rules.health, endpoints_by_id({t.work.endpoint_id for t in tries if t.work.event_id in ours}))
     decisions, attempts, deferred, freed, gone, finished = [], [], [], [], {}, Counter()
     for t in tries:
         work, outcome = t.work, t.outcome
@@ -90,7 +91,7 @@ def record(tries: list[Try], owner: str, rules: Rules) -> int:
             if work.event_id in ours and t.held:
                 next_at = health.held(work, t.held, t.ended_at, schedule)
                 decisions.append(_decision(work, PENDING, next_at, work.tries, work.attempt_count, None, t.held))
-                deferred.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": next_at})
+                deferred.append(_successors(work, next_at))
             elif work.event_id in ours:
                 decisions.append(_decision(work, CANCELLED, None, work.tries, work.attempt_count, None, SWITCHED_OFF))
             continue
@@ -107,17 +108,17 @@ def record(tries: list[Try], owner: str, rules: Rules) -> int:
             decisions.append(_decision(work, status, next_at, used, number, outcome.status, error,
                                        delivered=t.ended_at if outcome.ok else None))
             if status == PENDING:
-                deferred.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": next_at})
+                deferred.append(_successors(work, next_at))
             else:
                 finished[status] += 1
                 if work.tries:  # it had failed before: successors may be waiting for its retry
-                    freed.append({"b_esc": work.escalation_id, "b_seq": work.sequence, "b_next": now})
+                    freed.append(_successors(work, now))
             if status == FAILED:
-                health.raised.append((health.endpoints[work.pair], "delivery.failed", work.target.url, {
+                health.raised.append((health.endpoints[work.endpoint_id], "delivery.failed", work.target.url, {
                     "since": started, "error": error, "eventId": work.event_id, "eventType": work.event_type,
                     "escalationId": work.escalation_id, "tries": used}))
             if outcome.status == 410:
-                gone.setdefault(work.pair, work.event_id)
+                gone.setdefault(work.endpoint_id, work.event_id)
         else:  # our lease expired and another worker took over: history only
             number, next_at = conn.scalar(_HISTORY_ONLY, {"b_id": work.event_id}), None
         attempts.append(dict(
@@ -131,13 +132,17 @@ def record(tries: list[Try], owner: str, rules: Rules) -> int:
                             (_FREE_SUCCESSORS, freed)):
         if rows:
             conn.execute(statement, rows)
-    for pair, event_id in gone.items():
-        rules.on_gone(pair, event_id, now)
+    for endpoint_id, event_id in gone.items():
+        rules.on_gone(endpoint_id, event_id, now)
     if health.raised:
         alerts.raise_alerts(health.raised, now)
     count_outcomes(now.date(), finished)
     db.session.commit()
     return len(health.raised)
+
+
+def _successors(work: Work, next_at: datetime) -> dict:
+    return {"b_esc": work.escalation_id, "b_seq": work.sequence, "b_ep": work.endpoint_id, "b_next": next_at}
 
 
 def _decision(work: Work, status, next_at, tries, count, code, error, delivered=None) -> dict:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 3600
 HEARTBEAT_EVERY_SECONDS = 5
+HIDDEN = "(custom header: value not stored)"
 MAX_QUEUED_PER_SENDER = 3  # claimed (queued or sending) per sender thread, so a sender never waits for the coordinator
 
 
@@ -52,7 +53,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._ready: deque[Work] = deque()  # claimed, waiting for a sender
         self._done: list[Try] = []  # sent, waiting to be recorded
-        self._sending: Counter = Counter()  # pair -> sends in progress
+        self._sending: Counter = Counter()  # endpoint id -> sends in progress
         self._turn = threading.Condition()
         self._alert_wake = threading.Event()
         self.thread_count = 0
@@ -191,7 +192,7 @@ class Dispatcher:
 
     def _claimed(self) -> Counter:
         """Events per endpoint this worker has claimed and not yet sent: queued or sending (holding _turn)."""
-        return Counter(work.pair for work in self._ready) + self._sending
+        return Counter(work.endpoint_id for work in self._ready) + self._sending
 
     def _unfinished(self) -> bool:
         """Whether any claimed event is still queued, being sent, or waiting to be recorded."""
@@ -289,14 +290,14 @@ class Dispatcher:
                     work = self._next_ready()
                 if work is None:
                     return
-                self._sending[work.pair] += 1
+                self._sending[work.endpoint_id] += 1
             try:
                 done = self.try_once(work)
             except Exception as exc:  # a bug must not lose the try: it is recorded as failed and retried
                 log.exception("sending %s failed", work.event_id)
                 done = Try(work, Outcome(0, error=f"Internal error while sending: {exc.__class__.__name__}"))
             with self._turn:
-                self._sending[work.pair] -= 1
+                self._sending[work.endpoint_id] -= 1
                 self._done.append(done)
                 self._turn.notify_all()
                 # Wake the coordinator when the senders run short of work or enough tries wait to make
@@ -308,7 +309,7 @@ class Dispatcher:
     def _next_ready(self) -> Work | None:
         """The oldest claimed event whose endpoint has a free send (called holding _turn)."""
         for work in self._ready:
-            if self._sending[work.pair] < self.per_endpoint:
+            if self._sending[work.endpoint_id] < self.per_endpoint:
                 self._ready.remove(work)
                 return work
         return None
@@ -322,8 +323,12 @@ class Dispatcher:
             return Try(work, None, held=target.held)
         if target.problem:
             return Try(work, Outcome(0, error=target.problem))
-        headers = build_request(work.event_id, work.event_type, work.body, target.keys, synthetic=work.synthetic)
-        return Try(work, self.sender.post(target.url, work.body, headers), headers)
+        headers = build_request(work.webhook_id, work.event_type, work.body, target.keys, synthetic=work.synthetic,
+                                endpoint_id=work.endpoint_id, custom=target.headers)
+        outcome = self.sender.post(target.url, work.body, headers)
+        if target.headers:  # custom header values may be credentials: the attempt log keeps their names only
+            headers = {**headers, **dict.fromkeys(target.headers, HIDDEN)}
+        return Try(work, outcome, headers)
 
     # -- inline ------------------------------------------------------------------------------------
 

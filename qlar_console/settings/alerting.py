@@ -119,11 +119,11 @@ class HealthView:
                 "nextProbeAt": self.next_probe_at, "pending": self.pending}
 
 
-def health_view(settings: EscalationSettings) -> HealthView:
-    """The pair's endpoint health, with its pending events counted."""
-    ep = primary_endpoint(settings)
+def health_view(settings: EscalationSettings, ep: Endpoint | None = None) -> HealthView:
+    """An endpoint's health (default: the pair's primary), with its pending events counted."""
+    ep = ep or primary_endpoint(settings)
     pending = db.session.scalar(select(func.count()).select_from(Event).where(
-        Event.agent_id == settings.agent_id, Event.environment == settings.environment, Event.status == PENDING))
+        Event.endpoint_id == ep.id, Event.status == PENDING))
     return HealthView(ep.health, ep.health_since if ep.health != "healthy" else None, ep.last_error, ep.last_error_at,
                       ep.pause_reason, ep.next_probe_at, pending or 0, list(ep.alert_emails or []), ep.alert_url)
 

@@ -1,56 +1,279 @@
-"""What the delivery engine asks of the settings: each webhook as a try needs it, and the 410 switch-off."""
-from datetime import datetime
+"""Several endpoints per agent · environment: the rules of an additional endpoint (DESIGN.md, round 3).
 
-from sqlalchemy import select, tuple_
+The card's webhook is the pair's primary endpoint (settings/service.py keeps its rules); each additional
+endpoint has its own URL (the same URL rule), switch, key (Regenerate Key with grace), retry schedule,
+alerts, event types (none: all), custom headers and description. The page, the API and the CLI all
+change endpoints through this module; engine/fanout.py decides which endpoints an event goes to.
+"""
+import re
+from dataclasses import dataclass
 
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from .. import errors
 from ..audit.service import record
-from ..crypto import MasterKeyError
-from ..engine.claim import Target
-from ..engine.retry import parse_schedule
+from ..clock import utcnow
+from ..crypto import generate_secret, secret_box
+from ..engine.alerts import new_id
+from ..engine.models import CANCELLED, EVENT_TYPES, HEALTHY, PENDING, Alert, Endpoint, Event
 from ..extensions import db
-from ..webhook_url import InvalidWebhookURL, check_webhook_url
+from ..webhook_url import check_webhook_url
+from .alerting import AlertsError, check_alert_url, parse_alert_emails
 from .models import EscalationSettings
-from .service import get_settings, signing_secrets
+from .schedule import canonical_schedule
+from .service import GRACE_PERIODS, MAX_VERSION, AdminOnly, SettingsError, rotate_key
+
+MAX_HEADERS, MAX_HEADER_BYTES, MAX_DESCRIPTION = 20, 4096, 200
+RESERVED_HEADERS = ("host", "content-length", "content-type", "user-agent", "transfer-encoding", "connection")
+RESERVED_PREFIXES = ("x-qlar-", "webhook-")
+TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name
+REMOVED = "Not sent: the endpoint was removed."
 
 
-def resolve_endpoints(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], Target]:
-    """The saved webhook of each (agent, environment), read in the caller's transaction.
-
-    The URL rule runs again at send time, and the keys are decrypted here: a URL that no longer passes
-    becomes the target's `problem`, recorded on the try; a master key that cannot decrypt the key holds
-    the events (`held`: the endpoint pauses, no try is used).
-    """
-    rows = db.session.scalars(select(EscalationSettings).where(
-        tuple_(EscalationSettings.agent_id, EscalationSettings.environment).in_(list(pairs))))
-    found = {(s.agent_id, s.environment): s for s in rows}
-    endpoints = {}
-    for pair in pairs:
-        settings = found.get(pair)
-        endpoint = Target(enabled=bool(settings and settings.webhook_enabled))
-        if endpoint.enabled:
-            try:
-                endpoint.url = settings.webhook_url or ""
-                endpoint.url = check_webhook_url(endpoint.url, enabled=True).url
-                endpoint.schedule = parse_schedule(settings.retry_schedule) if settings.retry_schedule else None
-                endpoint.keys = signing_secrets(settings)
-            except MasterKeyError as exc:
-                endpoint.held = str(exc)
-            except (InvalidWebhookURL, ValueError) as exc:
-                endpoint.problem = str(exc)
-        endpoints[pair] = endpoint
-    return endpoints
+class EndpointError(SettingsError):
+    """An endpoint rule refused the change; `field` names the form field."""
 
 
-def switch_off_after_gone(pair: tuple[str, str], event_id: str, now: datetime) -> None:
-    """410 Gone: the receiver asks us to stop; switch the webhook off and say why on the card (audited)."""
-    settings = get_settings(*pair)
-    settings.webhook_enabled = False
-    settings.disabled_reason = (
-        f"The endpoint answered 410 Gone at {now:%Y-%m-%d %H:%M:%S} UTC (event {event_id}), "
-        "so qlar switched the webhook off. Enable it and save to resume."
-    )
-    settings.disabled_at = now
-    settings.version += 1
-    settings.saved_by, settings.saved_at = "dispatcher (410 Gone)", now
-    record("dispatcher", "webhook.disabled", settings.disabled_reason,
-           agent_id=settings.agent_id, environment=settings.environment)
+class EndpointNotFound(EndpointError, errors.NotFound):
+    """No endpoint with that id."""
+
+
+class PrimaryEndpoint(EndpointError, errors.Conflict):
+    """The primary endpoint is the card's webhook: it changes on the card (or `webhook set`), not here."""
+
+
+class EndpointConflict(EndpointError, errors.Conflict):
+    """Someone saved the endpoint since it was loaded (If-Match)."""
+
+
+@dataclass
+class EndpointChange:
+    """What Add endpoint or a change submits; None keeps the saved value."""
+
+    url: str | None = None
+    enabled: bool | None = None
+    event_types: list[str] | None = None  # [] or None on add: every event type
+    headers: str | dict | list | None = None  # "Name: value" lines, a mapping, or [name, value] pairs
+    description: str | None = None
+    retry_schedule: str | None = None  # "" or "default": QLAR_RETRY_SCHEDULE
+    alert_emails: str | list[str] | None = None
+    alert_url: str | None = None
+
+
+def parse_event_types(values) -> list[str]:
+    """The event types an endpoint hears, in the catalogue's order ([]: all); an unknown one is refused."""
+    values = [str(v).strip() for v in (values or []) if str(v).strip()]
+    unknown = [v for v in values if v not in EVENT_TYPES]
+    if unknown:
+        raise EndpointError(f"Event types: unknown event type {unknown[0][:40]!r} "
+                            f"(use {', '.join(EVENT_TYPES)}).", "event_types")
+    return [t for t in EVENT_TYPES if t in values]
+
+
+def parse_headers(value) -> dict[str, str]:
+    """Custom headers from "Name: value" lines (or a mapping, or pairs), checked: each error names the header."""
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = []
+        for item in value:
+            if isinstance(item, str):
+                pairs += _lines(item)
+            elif isinstance(item, (list, tuple)) and len(item) == 2:
+                pairs.append((str(item[0]), str(item[1])))
+            else:
+                raise EndpointError("Headers: give each header as 'Name: value'.", "headers")
+    else:
+        pairs = _lines(str(value or ""))
+    headers: dict[str, str] = {}
+    for name, raw in pairs:
+        name, text = str(name).strip(), str(raw).strip() if raw is not None else ""
+        shown = name[:60] or "(empty)"
+        if not TOKEN.match(name):
+            raise EndpointError(f"Headers: {shown!r} is not a valid header name.", "headers")
+        lower = name.lower()
+        if lower in RESERVED_HEADERS or lower.startswith(RESERVED_PREFIXES):
+            raise EndpointError(f"Headers: {name} is set by qlar and cannot be a custom header.", "headers")
+        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise EndpointError(f"Headers: the value of {name} has a control character.", "headers")
+        if lower in {h.lower() for h in headers}:
+            raise EndpointError(f"Headers: {name} is given twice.", "headers")
+        headers[name] = text
+    if len(headers) > MAX_HEADERS:
+        raise EndpointError(f"Headers: at most {MAX_HEADERS} headers, not {len(headers)}.", "headers")
+    size = sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
+    if size > MAX_HEADER_BYTES:
+        raise EndpointError(f"Headers: at most {MAX_HEADER_BYTES // 1024} KiB in all, not {size} bytes.", "headers")
+    return headers
+
+
+def _lines(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if ":" not in line:
+            raise EndpointError(f"Headers: {line.strip()[:60]!r} is not 'Name: value'.", "headers")
+        name, value = line.split(":", 1)
+        pairs.append((name, value))
+    return pairs
+
+
+def endpoints_of_pair(settings: EscalationSettings) -> list[Endpoint]:
+    """Every endpoint of the pair, the primary first, then the additional ones oldest first."""
+    return list(db.session.scalars(select(Endpoint).where(
+        Endpoint.agent_id == settings.agent_id, Endpoint.environment == settings.environment)
+        .order_by(Endpoint.is_primary.desc(), Endpoint.created_at, Endpoint.id)))
+
+
+def additional_endpoints(settings: EscalationSettings) -> list[Endpoint]:
+    """The pair's additional endpoints, oldest first."""
+    return [ep for ep in endpoints_of_pair(settings) if not ep.is_primary]
+
+
+def get_endpoint(endpoint_id: str) -> Endpoint:
+    """An endpoint by id (ep_…), or EndpointNotFound."""
+    ep = db.session.get(Endpoint, str(endpoint_id)[:40]) if endpoint_id else None
+    if ep is None:
+        raise EndpointNotFound(f"No endpoint {str(endpoint_id)[:60]!r}.")
+    return ep
+
+
+def editable(endpoint_id: str) -> Endpoint:
+    """An additional endpoint by id; the primary is refused (it is the card's webhook)."""
+    ep = get_endpoint(endpoint_id)
+    if ep.is_primary:
+        raise PrimaryEndpoint(f"{ep.id} is the primary endpoint of {ep.agent_id} \u00b7 {ep.environment}: change it "
+                              "on the Escalation page's card (or with `flask qlar webhook set`).")
+    return ep
+
+
+def add_endpoint(settings: EscalationSettings, change: EndpointChange, actor: str, *, as_admin: bool = False
+                 ) -> Endpoint:
+    """Add an endpoint to the pair (switched on unless `enabled` is False), with a key of its own; audited."""
+    limit = int(current_app.config["MAX_ENDPOINTS"])
+    count = db.session.scalar(select(func.count()).select_from(Endpoint).where(
+        Endpoint.agent_id == settings.agent_id, Endpoint.environment == settings.environment)) or 1
+    if count >= limit:
+        raise EndpointError(f"{settings.label} already has {count} endpoints, the most allowed "
+                            f"(QLAR_MAX_ENDPOINTS={limit}).", "url")
+    now = utcnow()
+    ep = Endpoint(id=new_id("ep_"), agent_id=settings.agent_id, environment=settings.environment, is_primary=False,
+                  created_at=now, health=HEALTHY, consecutive_failures=0, failing_alerted=False,
+                  paused_alerted=False, alert_emails=[], event_types=[], headers={}, enabled=True, version=1,
+                  secret_ciphertext=secret_box().encrypt(generate_secret()), secret_created_at=now)
+    _apply(ep, change, as_admin=as_admin, adding=True)
+    ep.saved_by, ep.saved_at = actor, now
+    db.session.add(ep)
+    record(actor, "endpoint.added", f"{ep.id}: {ep.url}; {_describe(ep)}",
+           agent_id=ep.agent_id, environment=ep.environment)
+    db.session.commit()
+    return ep
+
+
+def update_endpoint(ep: Endpoint, change: EndpointChange, actor: str, *, expected_version: int | None = None,
+                    as_admin: bool = False) -> Endpoint:
+    """Change an additional endpoint (only if nobody saved since expected_version, when given); audited."""
+    if ep.is_primary:
+        editable(ep.id)
+    if expected_version is not None and not 0 < expected_version <= MAX_VERSION:
+        raise EndpointError("The version is not valid: reload and try again.", "version")
+    version = ep.version
+    _apply(ep, change, as_admin=as_admin, adding=False)
+    if change.enabled:
+        ep.disabled_reason = ep.disabled_at = None
+    now = utcnow()
+    values = {c: getattr(ep, c) for c in ("url", "enabled", "event_types", "headers", "description",
+                                          "retry_schedule", "alert_emails", "alert_url", "disabled_reason",
+                                          "disabled_at")}
+    db.session.expire(ep)
+    result = db.session.execute(update(Endpoint).where(
+        Endpoint.id == ep.id, Endpoint.version == (expected_version if expected_version is not None else version))
+        .values(**values, version=Endpoint.version + 1, saved_by=actor, saved_at=now))
+    if result.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(ep)
+        raise EndpointConflict(f"{ep.saved_by or 'Someone'} saved endpoint {ep.id} after you loaded it: "
+                               "nothing was changed; reload and try again.")
+    db.session.refresh(ep)
+    record(actor, "endpoint.saved", f"{ep.id}: version {ep.version}; {'enabled' if ep.enabled else 'disabled'}; "
+           f"{ep.url}; {_describe(ep)}", agent_id=ep.agent_id, environment=ep.environment)
+    db.session.commit()
+    return ep
+
+
+def remove_endpoint(ep: Endpoint, actor: str) -> int:
+    """Remove an additional endpoint: its pending events end cancelled (the log keeps them); returns how many."""
+    editable(ep.id)
+    cancelled = db.session.execute(update(Event).where(Event.endpoint_id == ep.id, Event.status == PENDING).values(
+        status=CANCELLED, next_attempt_at=None, lease_owner=None, lease_until=None, last_error=REMOVED)).rowcount
+    db.session.execute(Alert.__table__.delete().where(Alert.endpoint_id == ep.id))
+    record(actor, "endpoint.removed", f"{ep.id}: {ep.url}; {cancelled} pending events cancelled",
+           agent_id=ep.agent_id, environment=ep.environment)
+    db.session.delete(ep)
+    db.session.commit()
+    return cancelled
+
+
+def reveal_endpoint_secret(ep: Endpoint, actor: str, via: str = "Copy") -> str:
+    """The endpoint's plaintext key; audited (the caller checks the `secrets` scope or the role)."""
+    editable(ep.id)
+    plaintext = secret_box().decrypt(ep.secret_ciphertext)
+    record(actor, "webhook.secret_revealed", f"endpoint {ep.id} via {via}",
+           agent_id=ep.agent_id, environment=ep.environment)
+    db.session.commit()
+    return plaintext
+
+
+def regenerate_endpoint_secret(ep: Endpoint, actor: str, grace: str = "none") -> None:
+    """Regenerate Key of an additional endpoint: the other endpoints' keys stay as they are; audited."""
+    editable(ep.id)
+    if grace not in GRACE_PERIODS:
+        raise EndpointError(f"Grace period must be one of: {', '.join(GRACE_PERIODS)}.", "grace")
+    rotate_key(ep, grace)
+    record(actor, "webhook.secret_regenerated", f"endpoint {ep.id}: " + (
+        f"previous key valid for {grace}" if GRACE_PERIODS[grace] else "previous key invalid at once"),
+        agent_id=ep.agent_id, environment=ep.environment)
+    db.session.commit()
+
+
+def _apply(ep: Endpoint, change: EndpointChange, *, as_admin: bool, adding: bool) -> None:
+    """Check the change and set it on the endpoint object (nothing is flushed here)."""
+    if change.url is not None or adding:
+        checked = check_webhook_url(change.url or "", enabled=True,
+                                    resolve_seconds=float(current_app.config["RESOLVE_TIMEOUT_SECONDS"]))
+        ep.url = checked.url
+    if change.enabled is not None:
+        ep.enabled = bool(change.enabled)
+    if change.event_types is not None:
+        ep.event_types = parse_event_types(change.event_types)
+    if change.headers is not None:
+        ep.headers = parse_headers(change.headers)
+    if change.description is not None:
+        description = " ".join(str(change.description).split())
+        if len(description) > MAX_DESCRIPTION:
+            raise EndpointError(f"Description: at most {MAX_DESCRIPTION} characters.", "description")
+        ep.description = description or None
+    if change.retry_schedule is not None:
+        try:
+            schedule = canonical_schedule(change.retry_schedule)
+        except ValueError as exc:
+            raise EndpointError(str(exc), "retry_schedule") from None
+        if schedule != ep.retry_schedule and not as_admin:
+            raise AdminOnly("Only an admin can change the retry schedule.", "retry_schedule")
+        ep.retry_schedule = schedule
+    try:
+        if change.alert_emails is not None:
+            ep.alert_emails = parse_alert_emails(change.alert_emails)
+        if change.alert_url is not None:
+            ep.alert_url = check_alert_url(change.alert_url) or None
+    except AlertsError as exc:
+        raise EndpointError(str(exc), exc.field) from None
+
+
+def _describe(ep: Endpoint) -> str:
+    types = ", ".join(ep.event_types or []) or "all event types"
+    headers = ", ".join(ep.headers or {}) or "no custom headers"
+    return f"{types}; {headers}"
+

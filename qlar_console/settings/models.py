@@ -5,6 +5,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import utcnow
+from ..engine.models import SigningKeys
 from ..extensions import db
 
 TRIGGER_CONDITIONS = (
@@ -29,7 +30,7 @@ class Agent(db.Model):
     )
 
 
-class EscalationSettings(db.Model):
+class EscalationSettings(SigningKeys, db.Model):
     """The Escalation page of one agent x environment: behaviour plus the webhook."""
 
     __tablename__ = "escalation_settings"
@@ -46,11 +47,7 @@ class EscalationSettings(db.Model):
 
     webhook_enabled: Mapped[bool] = mapped_column(default=False)
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
-    secret_ciphertext: Mapped[str | None] = mapped_column(Text)
-    secret_created_at: Mapped[datetime | None]
-    previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
-    previous_secret_expires_at: Mapped[datetime | None]
-
+    # secret_ciphertext, secret_created_at, previous_secret_ciphertext, previous_secret_expires_at: SigningKeys
     retry_schedule: Mapped[str | None] = mapped_column(String(200))  # overrides QLAR_RETRY_SCHEDULE; None: default
     disabled_reason: Mapped[str | None] = mapped_column(Text)  # why the dispatcher switched it off (410)
     disabled_at: Mapped[datetime | None]
@@ -64,10 +61,3 @@ class EscalationSettings(db.Model):
         """How the UI names this pair: agent-123 · production."""
         return f"{self.agent_id} \u00b7 {self.environment}"
 
-    def previous_secret_active(self, now: datetime) -> bool:
-        """True while a regenerated key's predecessor is still inside its grace period."""
-        return bool(
-            self.previous_secret_ciphertext
-            and self.previous_secret_expires_at
-            and self.previous_secret_expires_at > now
-        )

@@ -13,6 +13,7 @@ from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import generate_secret, master_key_path, reset_secret_box, secret_box, write_master_key_file
 from ..engine.health import endpoints_of
+from ..engine.models import Endpoint, SigningKeys
 from ..extensions import db
 from ..webhook_url import check_webhook_url
 from .alerting import AlertsError, apply_alerts, check_alert_url, parse_alert_emails
@@ -194,17 +195,22 @@ def regenerate_secret(settings: EscalationSettings, actor: str, grace: str = "no
     """Replace the key now; the old one stays valid only for the chosen grace period."""
     if grace not in GRACE_PERIODS:
         raise SettingsError(f"Grace period must be one of: {', '.join(GRACE_PERIODS)}.", "grace")
+    rotate_key(settings, grace)
+    record(actor, "webhook.secret_regenerated",
+           f"previous key valid for {grace}" if GRACE_PERIODS[grace] else "previous key invalid at once",
+           agent_id=settings.agent_id, environment=settings.environment)
+    db.session.commit()
+
+
+def rotate_key(holder: SigningKeys, grace: str) -> None:
+    """A new key now, the old one valid for the grace period (the card's webhook or an endpoint's)."""
     now, period = utcnow(), GRACE_PERIODS[grace]
     # The previous key is kept encrypted (never for signing once expired) so the signature debugger
     # can tell a receiver it still holds the previous key.
-    settings.previous_secret_ciphertext = settings.secret_ciphertext
-    settings.previous_secret_expires_at = now + period if period else now
-    settings.secret_ciphertext = secret_box().encrypt(generate_secret())
-    settings.secret_created_at = now
-    record(actor, "webhook.secret_regenerated",
-           f"previous key valid for {grace}" if period else "previous key invalid at once",
-           agent_id=settings.agent_id, environment=settings.environment)
-    db.session.commit()
+    holder.previous_secret_ciphertext = holder.secret_ciphertext
+    holder.previous_secret_expires_at = now + period if period else now
+    holder.secret_ciphertext = secret_box().encrypt(generate_secret())
+    holder.secret_created_at = now
 
 
 def revoke_previous_secret(settings: EscalationSettings, actor: str) -> None:
@@ -215,7 +221,7 @@ def revoke_previous_secret(settings: EscalationSettings, actor: str) -> None:
     db.session.commit()
 
 
-def signing_secrets(settings: EscalationSettings, now: datetime | None = None) -> list[str]:
+def signing_secrets(settings: SigningKeys, now: datetime | None = None) -> list[str]:
     """The plaintext keys a delivery is signed with right now: current first, then a previous in grace."""
     box = secret_box()
     keys = [box.decrypt(settings.secret_ciphertext)] if settings.secret_ciphertext else []
@@ -251,10 +257,11 @@ def rotate_master_key(actor: str) -> str:
         write_master_key_file(path, [new_key, *box.keys])
         box = reset_secret_box()
     count = 0
-    for settings in db.session.scalars(db.select(EscalationSettings)):
+    holders = [*db.session.scalars(db.select(EscalationSettings)), *db.session.scalars(db.select(Endpoint))]
+    for holder in holders:  # the cards' keys and the additional endpoints' keys
         for column in ("secret_ciphertext", "previous_secret_ciphertext"):
-            if token := getattr(settings, column):
-                setattr(settings, column, box.rotate(token))
+            if token := getattr(holder, column):
+                setattr(holder, column, box.rotate(token))
                 count += 1
     record(actor, "master_key.rotated", f"{count} secrets re-encrypted")
     db.session.commit()
