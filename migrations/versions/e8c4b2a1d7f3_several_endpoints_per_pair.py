@@ -60,7 +60,10 @@ def upgrade():
         'AND e.environment = events.environment AND e.is_primary)'))
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.alter_column('endpoint_id', existing_type=sa.String(length=40), nullable=False)
-        batch_op.create_index('ix_events_endpoint', ['endpoint_id', 'status'], unique=False)
+        batch_op.drop_index('ix_events_escalation_sequence')
+        batch_op.create_index('ix_events_escalation_sequence', ['escalation_id', 'endpoint_id', 'sequence'],
+                              unique=False)
+        batch_op.create_index('ix_events_endpoint', ['endpoint_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_message_id'), ['message_id'], unique=False)
 
 
@@ -72,6 +75,8 @@ def downgrade():
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_message_id'))
         batch_op.drop_index('ix_events_endpoint')
+        batch_op.drop_index('ix_events_escalation_sequence')
+        batch_op.create_index('ix_events_escalation_sequence', ['escalation_id', 'sequence'], unique=False)
         batch_op.drop_column('message_id')
         batch_op.drop_column('endpoint_id')
     connection.execute(sa.text('DELETE FROM alerts WHERE endpoint_id IN (SELECT id FROM endpoints '

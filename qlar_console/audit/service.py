@@ -46,6 +46,9 @@ ACTION_NAMES = {
     "webhook.resumed": "Webhook resumed",
     "webhook.retry_schedule_changed": "Retry schedule changed",
     "webhook.secret_regenerated": "Key regenerated",
+    "endpoint.added": "Endpoint added",
+    "endpoint.saved": "Endpoint saved",
+    "endpoint.removed": "Endpoint removed",
     "webhook.secret_revealed": "Key revealed",
 }
 

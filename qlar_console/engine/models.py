@@ -23,15 +23,17 @@ class Event(db.Model):
     """A lifecycle event whose body is frozen as bytes when written, and the state of delivering it.
 
     Indexes the engine's queries use: ix_events_due serves the claim's scan of due events in order and the
-    sleep query; ix_events_escalation_sequence serves the per-escalation order check (NOT EXISTS an earlier
-    pending event); the primary key serves every lease and record update.
+    sleep query; ix_events_escalation_sequence serves the per-escalation order check, per endpoint (NOT EXISTS
+    an earlier pending event); ix_events_endpoint an endpoint's log; the primary key every lease and record
+    update. (No index leads with endpoint_id and status: PostgreSQL's planner would take it for the order
+    check before it has statistics, and scan an endpoint's whole backlog for every candidate.)
     """
 
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_due", "status", "next_attempt_at"),
-        Index("ix_events_escalation_sequence", "escalation_id", "sequence"),
-        Index("ix_events_endpoint", "endpoint_id", "status"),
+        Index("ix_events_escalation_sequence", "escalation_id", "endpoint_id", "sequence"),
+        Index("ix_events_endpoint", "endpoint_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_..., sortable by creation time
