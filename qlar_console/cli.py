@@ -25,6 +25,7 @@ from .mailcatcher import start_mail_catcher
 from .receiver.cli import receiver_command
 from .settings import service
 from .settings.cli import webhook_group
+from .settings.endpoint_cli import endpoint_group
 from .worker import become_lean_worker
 
 qlar = AppGroup("qlar", help="qlar-console administration.")
@@ -34,6 +35,7 @@ for command in (deliveries_command, resend_command, resend_failed_command, purge
 qlar.add_command(token_group)
 qlar.add_command(user_group)
 qlar.add_command(webhook_group)
+qlar.add_command(endpoint_group)
 CLI_ACTOR = "cli"
 
 
