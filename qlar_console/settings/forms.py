@@ -1,9 +1,10 @@
 """Forms of the Escalation page: the settings (with the webhook card) and Regenerate Key."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField
+from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
+from ..engine.models import EVENT_TYPES
 from ..fields import CheckboxesField
 from .models import TRIGGER_CONDITIONS, URGENCY_LEVELS
 
@@ -36,3 +37,12 @@ class RegenerateForm(FlaskForm):
 
     grace = SelectField("Keep the previous key valid for", choices=GRACE_CHOICES, default="none")
     confirmed = HiddenField(default="")
+
+
+class EndpointForm(FlaskForm):
+    """Add endpoint (DESIGN.md, round 3); the rules live in settings/endpoints.py."""
+
+    url = StringField("Endpoint URL", filters=[lambda v: v or ""])
+    event_types = CheckboxesField("Event types", choices=[SelectChoice(t) for t in EVENT_TYPES])
+    headers = TextAreaField("Headers", filters=[lambda v: v or ""])
+    description = StringField("Description", filters=[lambda v: v or ""])

@@ -1,5 +1,5 @@
 """The Escalation page: behaviour settings and the Webhook Notifications card."""
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth.login import require_role
@@ -9,8 +9,8 @@ from ..deliveries import conformance
 from ..deliveries import service as deliveries
 from ..engine.alerts import recent_alerts
 from ..webhook_url import PRIVATE_WARNING, InvalidWebhookURL, check_webhook_url
-from . import alerting, service
-from .forms import GRACE_CHOICES, RegenerateForm, SettingsForm
+from . import alerting, endpoints, service
+from .forms import GRACE_CHOICES, EndpointForm, RegenerateForm, SettingsForm
 from .schedule import default_schedule_text, schedule_in_force
 
 bp = Blueprint("settings", __name__)
@@ -44,7 +44,7 @@ def _saved_form(settings) -> SettingsForm:
                         alert_url=endpoint.alert_url or "")
 
 
-def _render(settings, form, pairs, *, version=None, status=200):
+def _render(settings, form, pairs, *, version=None, status=200, endpoint_form=None):
     """Render the Escalation page with the given form state."""
     try:
         warning = check_webhook_url(form.webhook_url.data, enabled=False).warning
@@ -64,6 +64,9 @@ def _render(settings, form, pairs, *, version=None, status=200):
         check=conformance.latest_check(settings) if settings.webhook_url and settings.saved_at else None,
         health=alerting.health_view(settings), alerts=recent_alerts(settings.agent_id, settings.environment),
         draft=status != 200,  # the form holds edits the server refused: leaving the page would lose them
+        additional=[(ep, alerting.health_view(settings, ep)) for ep in endpoints.additional_endpoints(settings)],
+        endpoint_form=endpoint_form or EndpointForm(formdata=None),
+        max_endpoints=current_app.config["MAX_ENDPOINTS"],
     )
     return html, status
 
@@ -199,3 +202,6 @@ def check_receiver(agent_id: str, env: str):
         else:
             flash("Receiver check: some required rules failed; see the scorecard below.", "error")
     return redirect(_page_url(settings) + "#receiver-check")
+
+
+from . import endpoint_views  # noqa: E402,F401  (the Additional endpoints routes, on this blueprint)
