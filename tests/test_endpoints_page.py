@@ -65,3 +65,29 @@ def test_a_viewer_sees_the_endpoints_but_cannot_add_change_or_remove(client, app
         assert client.post(f"{ADD}/{ep_id}/{action}").status_code == 403
     [ep] = additional(app)
     assert ep.enabled and ep.id == ep_id
+
+
+def test_the_log_filters_by_endpoint_and_search_finds_the_event_at_every_endpoint(client, app):
+    from qlar_console.engine.models import Event
+    from qlar_console.escalations import service as lifecycle
+    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+
+    with app.app_context():
+        settings = get_settings("agent-123", "production")
+        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url="https://example.com/hook"),
+                      expected_version=settings.version, actor="test")
+        ep_id = endpoints.add_endpoint(get_settings("agent-123", "production"),
+                                       endpoints.EndpointChange(url="https://example.com/crm"), "test").id
+        lifecycle.create_escalation("agent-123", "production")
+        rows = list(db.session.scalars(db.select(Event).order_by(Event.id)))
+        primary_row, copy_row = sorted(rows, key=lambda e: e.message_id is not None)
+        assert copy_row.message_id == primary_row.id and copy_row.body == primary_row.body
+    login(client, "viewer")
+    both = client.get("/deliveries", query_string={"q": primary_row.id}).get_data(as_text=True)
+    assert primary_row.id in both and copy_row.id in both
+    one = client.get("/deliveries", query_string={"endpoint": ep_id}).get_data(as_text=True)
+    assert copy_row.id in one and primary_row.id not in one
+    bad = client.get("/deliveries", query_string={"endpoint": "nope"})
+    assert bad.status_code == 400 and "not an endpoint id" in bad.get_data(as_text=True)
+    detail = client.get(f"/deliveries/{copy_row.id}").get_data(as_text=True)
+    assert ep_id in detail and primary_row.id in detail  # its endpoint and its webhook-id

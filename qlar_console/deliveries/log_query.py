@@ -10,6 +10,7 @@ from .queries import EVENT_ID, TRAFFIC_ARGS, Filters, InvalidFilter, parse_filte
 
 log = logging.getLogger(__name__)
 
+ENDPOINT_ID = re.compile(r"ep_[0-9a-f]{1,36}")
 ESCALATION_ID = re.compile(r"esc-[0-9A-Za-z_-]{1,36}")  # esc- and 12 hex digits (escalations.service), or bench ids
 
 
@@ -36,8 +37,11 @@ def parse_log_args(args, pairs: list[tuple[str, str]]) -> tuple[Filters, Cursor]
     until = day_argument(args, "to", "To", InvalidFilter)
     if since and until and since > until:
         raise InvalidFilter(f"From ({since}) is after To ({until}): swap them.", "from")
+    endpoint_id = (args.get("endpoint") or "").strip() or None
+    if endpoint_id is not None and not ENDPOINT_ID.fullmatch(endpoint_id):
+        raise InvalidFilter(f"{endpoint_id[:40]!r} is not an endpoint id (ep_…): choose one in the list.", "endpoint")
     return replace(filters, agent_id=agent_id, environment=environment, event_id=event_id,
-                   escalation_id=escalation_id, since=since, until=until,
+                   escalation_id=escalation_id, since=since, until=until, endpoint_id=endpoint_id,
                    synthetic=_traffic(args.get("synthetic"))), Cursor(before, after)
 
 

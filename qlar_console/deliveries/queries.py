@@ -6,13 +6,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from urllib.parse import urlsplit
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.orm import defer, selectinload
 
 from ..clock import utcnow
 from ..engine.housekeeping import live_workers
-from ..engine.models import EVENT_TYPES, FAILED, PENDING, STATUSES, SUCCEEDED, DailyOutcome, Event
+from ..engine.models import EVENT_TYPES, FAILED, PENDING, STATUSES, SUCCEEDED, DailyOutcome, Endpoint, Event
 from ..errors import DomainError
 from ..extensions import db
 
@@ -48,6 +49,7 @@ class Filters:
     since: date | None = None
     until: date | None = None
     synthetic: bool | None = None
+    endpoint_id: str | None = None  # one endpoint's rows (ep_…)
 
     @property
     def search(self) -> str:
@@ -58,7 +60,8 @@ class Filters:
         """The page's filters as query-string arguments (unset ones left out), for links that keep them."""
         args = {"q": self.search, "agent": self.agent_id, "env": self.environment, "status": self.status,
                 "event_type": self.event_type, "from": self.since and self.since.isoformat(),
-                "to": self.until and self.until.isoformat(), "synthetic": TRAFFIC_ARGS.get(self.synthetic)}
+                "to": self.until and self.until.isoformat(), "synthetic": TRAFFIC_ARGS.get(self.synthetic),
+                "endpoint": self.endpoint_id}
         return {k: v for k, v in args.items() if v}
 
 
@@ -102,10 +105,12 @@ def _where(query, filters: Filters):
     """The query narrowed to the filters' events."""
     for column, value in ((Event.status, filters.status), (Event.event_type, filters.event_type),
                           (Event.agent_id, filters.agent_id), (Event.environment, filters.environment),
-                          (Event.id, filters.event_id), (Event.escalation_id, filters.escalation_id),
-                          (Event.synthetic, filters.synthetic)):
+                          (Event.escalation_id, filters.escalation_id), (Event.synthetic, filters.synthetic),
+                          (Event.endpoint_id, filters.endpoint_id)):
         if value is not None:
             query = query.where(column == value)
+    if filters.event_id is not None:  # the event's row at every endpoint: its own id, or its webhook-id
+        query = query.where(or_(Event.id == filters.event_id, Event.message_id == filters.event_id))
     if filters.since is not None:
         query = query.where(Event.created_at >= datetime.combine(filters.since, time()))
     if filters.until is not None:
@@ -245,3 +250,13 @@ def queue_health(schedule: list[float], worker_timeout: float, now: datetime | N
         times.append(at)
     return QueueHealth(now, now - oldest if oldest else None, pending, failed, next_at, times,
                        live_workers(max(30.0, 2 * worker_timeout)))
+
+
+def endpoint_labels() -> dict[str, str]:
+    """Every endpoint's short name for the log (one query): "primary", or its description or URL host."""
+    rows = db.session.execute(select(Endpoint.id, Endpoint.is_primary, Endpoint.description, Endpoint.url,
+                                     Endpoint.agent_id, Endpoint.environment)
+                              .order_by(Endpoint.agent_id, Endpoint.environment, Endpoint.is_primary.desc(),
+                                        Endpoint.created_at))
+    return {ep_id: f"{agent} \u00b7 {env}: " + ("primary" if primary else (description or urlsplit(url or "").netloc))
+            for ep_id, primary, description, url, agent, env in rows}

@@ -54,6 +54,7 @@ def _render_log(filters, page, pairs, *, error=None, paged=False):
         page=page, filters=filters, form=form, error=error, links=links, counts=counts, window=queries.COUNT_WINDOW,
         found=found, filtered=bool(args) or error is not None, pairs=pairs, statuses=STATUSES,
         event_types=EVENT_TYPES, days=days, peak=max([1] + [max(d.succeeded, d.failed) for d in days]),
+        endpoint_labels=queries.endpoint_labels(),
     )
 
 
