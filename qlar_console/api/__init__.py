@@ -147,14 +147,14 @@ def _audit_call(response):
 
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI document (/api/v1/openapi.json) and its reference page (/api/v1/docs)."""
-    from . import catalog, deliveries, escalations, settings  # noqa: F401 - each registers its routes
+    from . import catalog, deliveries, endpoints, escalations, settings  # noqa: F401 - each registers its routes
 
     limiter.init_app(app)
     api = QlarApi(app, spec_kwargs={"info": {"description": "Configure webhooks, run escalation flows, read "
                                                             "deliveries and check receivers from scripts."}})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
                                                    "description": "An API token: `flask qlar token create`."})
-    for module in (settings, escalations, deliveries, catalog):
+    for module in (settings, endpoints, escalations, deliveries, catalog):
         api.register_blueprint(module.bp)
         for name, extra in getattr(module, "SPEC_EXTRAS", {}).items():
             api.spec.components.schemas[name].update(extra)

@@ -7,9 +7,18 @@ class StrictSchema(ma.Schema):
     """Unknown members are refused, and so are read-only ones (dump_only: the OpenAPI document says readOnly)."""
 
 
+class JsonBoolean(fields.Boolean):
+    """A JSON true or false, never 0 or 1 (which Python's sets of truthy values would take for them)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 def boolean(**kwargs) -> fields.Boolean:
     """true or false, nothing else."""
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+    return JsonBoolean(**kwargs)
 
 
 class JsonInteger(fields.Integer):

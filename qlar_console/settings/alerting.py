@@ -41,6 +41,10 @@ def primary_endpoint(settings: EscalationSettings) -> Endpoint:
 def parse_alert_emails(value: str | list[str] | None) -> list[str]:
     """The alert addresses from a comma-separated text (or a list): each checked, duplicates dropped."""
     parts = value if isinstance(value, list) else str(value or "").replace(";", ",").split(",")
+    if isinstance(value, list) and not all(str(part).strip() for part in value):
+        raise AlertsError("Alert emails: an empty address (leave it out instead).", "alert_emails")
+    if isinstance(value, list) and len(value) > MAX_ALERT_EMAILS:
+        raise AlertsError(f"Alert emails: at most {MAX_ALERT_EMAILS} addresses, not {len(value)}.", "alert_emails")
     emails = []
     for part in parts:
         address = str(part).strip()
@@ -88,6 +92,19 @@ def resume(settings: EscalationSettings, actor: str) -> int:
     count = health.resume(endpoint, utcnow())
     record(actor, "webhook.resumed", f"{count} held events due again", agent_id=settings.agent_id,
            environment=settings.environment)
+    db.session.commit()
+    notify_dispatcher()
+    return count
+
+
+def resume_endpoint(ep: Endpoint, actor: str) -> int:
+    """Resume now for one additional endpoint: end its pause at once; returns how many held events are due again."""
+    if ep.health != PAUSED:
+        db.session.rollback()
+        raise NotPaused(f"Endpoint {ep.id} is not paused (it is {ep.health}).")
+    count = health.resume(ep, utcnow())
+    record(actor, "webhook.resumed", f"endpoint {ep.id}: {count} held events due again", agent_id=ep.agent_id,
+           environment=ep.environment)
     db.session.commit()
     notify_dispatcher()
     return count

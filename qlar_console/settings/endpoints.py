@@ -97,6 +97,8 @@ def parse_headers(value) -> dict[str, str]:
             raise EndpointError(f"Headers: {name} is set by qlar and cannot be a custom header.", "headers")
         if any(ord(c) < 32 or ord(c) == 127 for c in text):
             raise EndpointError(f"Headers: the value of {name} has a control character.", "headers")
+        if not text.isascii():
+            raise EndpointError(f"Headers: the value of {name} must be printable ASCII.", "headers")
         if lower in {h.lower() for h in headers}:
             raise EndpointError(f"Headers: {name} is given twice.", "headers")
         headers[name] = text
