@@ -22,6 +22,17 @@ function initWebhookSwitch() {
   sync();
 }
 
+// Switches with data-state="<id>" (an endpoint's own switch): say Enabled / Disabled as they change.
+function initSwitchStates() {
+  document.querySelectorAll("[role=switch][data-state]").forEach((toggle) => {
+    const state = document.getElementById(toggle.dataset.state);
+    if (!state) return;
+    const sync = () => { state.textContent = toggle.checked ? "Enabled" : "Disabled"; };
+    toggle.addEventListener("change", sync);
+    window.addEventListener("pageshow", sync);
+  });
+}
+
 // Copy: fetch the key with a CSRF-protected POST, put it on the clipboard, never into the page.
 function initCopy() {
   document.addEventListener("click", async (event) => {
@@ -342,6 +353,7 @@ function initSimulation() {
 
 document.addEventListener("DOMContentLoaded", () => {
   initWebhookSwitch();
+  initSwitchStates();
   initCopy();
   initCopyField();
   initConfirmations();

@@ -227,3 +227,35 @@ def latest_check(settings: EscalationSettings) -> ReceiverCheck | None:
         db.select(ReceiverCheck).filter_by(agent_id=settings.agent_id, environment=settings.environment)
         .order_by(ReceiverCheck.id.desc()).limit(1)
     )
+
+
+def check_endpoint(ep, actor: str) -> ReceiverCheck:
+    """Check receiver for an additional endpoint: the same probes against its URL with its key (at most once every
+    10 s per endpoint, counted from the audit log); audited. The scorecard is returned, not stored."""
+    from ..audit.models import AuditEntry
+
+    if not ep.url or not ep.secret_ciphertext:
+        raise SettingsError("The endpoint has no URL yet: save it first.")
+    now = utcnow()
+    last = db.session.scalar(db.select(AuditEntry.at).where(
+        AuditEntry.action == "webhook.receiver_checked", AuditEntry.details.startswith(f"endpoint {ep.id}:"))
+        .order_by(AuditEntry.id.desc()).limit(1))
+    if last and now - last < MIN_INTERVAL:
+        wait = (MIN_INTERVAL - (now - last)).total_seconds()
+        raise CheckTooSoon(f"A check ran {(now - last).total_seconds():.0f} s ago: "
+                           f"wait {wait:.0f} s before the next one.", max(1, math.ceil(wait)))
+    expired = None
+    if ep.previous_secret_ciphertext and not ep.previous_secret_active(now):
+        expired = secret_box().decrypt(ep.previous_secret_ciphertext)
+    keys, url = signing_secrets(ep, now), ep.url
+    db.session.commit()  # no transaction open while probing
+    results, diagnosis = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, ep.agent_id,
+                                    ep.environment, expired)
+    passed = all(r.passed for r in results if r.required)
+    failed = [str(r.number) for r in results if r.required and not r.passed]
+    verdict = "every required rule passed" if passed else f"failed rules {', '.join(failed)}"
+    record(actor, "webhook.receiver_checked", f"endpoint {ep.id}: {url}: {verdict}"
+           + (f"; {diagnosis}" if diagnosis else ""), agent_id=ep.agent_id, environment=ep.environment)
+    db.session.commit()
+    return ReceiverCheck(agent_id=ep.agent_id, environment=ep.environment, ran_at=now, ran_by=actor, url=url,
+                         passed=passed, results=[r.as_dict() for r in results], diagnosis=diagnosis)

@@ -46,3 +46,12 @@ class EndpointForm(FlaskForm):
     event_types = CheckboxesField("Event types", choices=[SelectChoice(t) for t in EVENT_TYPES])
     headers = TextAreaField("Headers", filters=[lambda v: v or ""])
     description = StringField("Description", filters=[lambda v: v or ""])
+
+
+class EndpointPageForm(EndpointForm):
+    """An additional endpoint's own page: its switch, fields, retry schedule (admins) and alerts; Save."""
+
+    enabled = BooleanField("Endpoint")
+    retry_schedule = StringField("Retry schedule", filters=[lambda v: v or ""])  # admins only
+    alert_emails = StringField("Alert emails", filters=[lambda v: v or ""])
+    alert_url = StringField("Alert webhook URL", filters=[lambda v: v or ""])
