@@ -90,6 +90,13 @@ class _DatabaseCollector:
             outcomes.add_metric([status], counts.get(status, 0))
         yield outcomes
         yield GaugeMetricFamily("qlar_queue_depth", "Events waiting to be delivered.", value=counts.get(PENDING, 0))
+        # Per endpoint, only those with events waiting: at most the endpoints there are (QLAR_MAX_ENDPOINTS a pair)
+        by_endpoint = GaugeMetricFamily("qlar_endpoint_queue_depth", "Events waiting to be delivered, per endpoint "
+                                        "(endpoints with none waiting are left out).", labels=["endpoint"])
+        for endpoint_id, count in db.session.execute(select(Event.endpoint_id, func.count())
+                                                     .where(Event.status == PENDING).group_by(Event.endpoint_id)):
+            by_endpoint.add_metric([endpoint_id], count)
+        yield by_endpoint
         oldest = db.session.scalar(select(func.min(Event.created_at)).where(Event.status == PENDING))
         yield GaugeMetricFamily("qlar_oldest_pending_age_seconds", "Age of the oldest pending event.",
                                 value=(now - oldest).total_seconds() if oldest else 0)

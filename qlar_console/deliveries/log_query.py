@@ -22,9 +22,10 @@ class Cursor:
     after: str | None = None
 
 
-def parse_log_args(args, pairs: list[tuple[str, str]]) -> tuple[Filters, Cursor]:
-    """The Deliveries page's query string: parse_filters' rules, Search (q), agent · environment, From and To days,
-    and a cursor either way; raises InvalidFilter naming the field. pairs: every (agent, environment) there is."""
+def parse_log_args(args, pairs: list[tuple[str, str]], endpoints=None) -> tuple[Filters, Cursor]:
+    """The Deliveries page's query string: parse_filters' rules, Search (q), agent · environment, Endpoint, From
+    and To days, and a cursor either way; raises InvalidFilter naming the field. pairs: every (agent, environment)
+    there is; endpoints: every endpoint id there is (a mapping or set; None: not checked beyond its form)."""
     filters, before = parse_filters(args)
     after = args.get("after") or None
     if after is not None and not EVENT_ID.fullmatch(after):
@@ -40,6 +41,13 @@ def parse_log_args(args, pairs: list[tuple[str, str]]) -> tuple[Filters, Cursor]
     endpoint_id = (args.get("endpoint") or "").strip() or None
     if endpoint_id is not None and not ENDPOINT_ID.fullmatch(endpoint_id):
         raise InvalidFilter(f"{endpoint_id[:40]!r} is not an endpoint id (ep_…): choose one in the list.", "endpoint")
+    if endpoint_id is not None and endpoints is not None:
+        if endpoint_id not in endpoints:
+            raise InvalidFilter(f"Unknown endpoint {endpoint_id!r}: choose one from the Endpoint list.", "endpoint")
+        label = endpoints[endpoint_id] if isinstance(endpoints, dict) else None
+        if label is not None and agent_id and (agent_id, environment) != label.pair:
+            raise InvalidFilter(f"Endpoint {endpoint_id} is not one of {agent_id} \u00b7 {environment}'s: choose one "
+                                "of its endpoints, or Any.", "endpoint")
     return replace(filters, agent_id=agent_id, environment=environment, event_id=event_id,
                    escalation_id=escalation_id, since=since, until=until, endpoint_id=endpoint_id,
                    synthetic=_traffic(args.get("synthetic"))), Cursor(before, after)

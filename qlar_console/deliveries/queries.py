@@ -252,11 +252,45 @@ def queue_health(schedule: list[float], worker_timeout: float, now: datetime | N
                        live_workers(max(30.0, 2 * worker_timeout)))
 
 
-def endpoint_labels() -> dict[str, str]:
-    """Every endpoint's short name for the log (one query): "primary", or its description or URL host."""
+@dataclass(frozen=True)
+class EndpointLabel:
+    """How the pages name an endpoint: its pair and a short label ("primary", or its description or URL host)."""
+
+    id: str
+    agent_id: str
+    environment: str
+    short: str
+    is_primary: bool = False
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.agent_id, self.environment
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} \u00b7 {self.environment}: {self.short}"
+
+
+def endpoint_labels() -> dict[str, EndpointLabel]:
+    """Every endpoint's label (one query), each pair's primary first then the others oldest first."""
     rows = db.session.execute(select(Endpoint.id, Endpoint.is_primary, Endpoint.description, Endpoint.url,
                                      Endpoint.agent_id, Endpoint.environment)
                               .order_by(Endpoint.agent_id, Endpoint.environment, Endpoint.is_primary.desc(),
-                                        Endpoint.created_at))
-    return {ep_id: f"{agent} \u00b7 {env}: " + ("primary" if primary else (description or urlsplit(url or "").netloc))
+                                        Endpoint.created_at, Endpoint.id))
+    return {ep_id: EndpointLabel(ep_id, agent, env, "primary" if primary else
+                                 (description or urlsplit(url or "").netloc or ep_id), bool(primary))
             for ep_id, primary, description, url, agent, env in rows}
+
+
+def endpoint_label(labels: dict[str, EndpointLabel], endpoint_id: str | None) -> str:
+    """An endpoint's short label, or its id when it is gone (a removed endpoint's rows stay in the log)."""
+    found = labels.get(endpoint_id or "")
+    return found.short if found else (endpoint_id or "—")
+
+
+def copies_of(event: Event) -> list[Event]:
+    """The same event's rows at the other endpoints (same webhook-id), primary first; bodies not loaded."""
+    webhook_id = event.webhook_id
+    return list(db.session.scalars(
+        db.select(Event).options(defer(Event.body))
+        .where(or_(Event.id == webhook_id, Event.message_id == webhook_id), Event.id != event.id)
+        .order_by(Event.message_id.is_not(None), Event.id)))

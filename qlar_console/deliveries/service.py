@@ -8,7 +8,7 @@ from sqlalchemy import exists, select
 
 from ..audit.service import record
 from ..clock import parse_day, utcnow
-from ..engine.models import CANCELLED, FAILED, SKIPPED, Attempt, Event
+from ..engine.models import CANCELLED, FAILED, SKIPPED, Attempt, Endpoint, Event
 from ..engine.outbox import notify_dispatcher, requeue
 from ..errors import DomainError, NotFound
 from ..extensions import db
@@ -68,6 +68,10 @@ class InvalidWindow(DomainError):
     """A Resend failed window that is not 1h, 24h, 7d or a YYYY-MM-DD day; `field` is "since"."""
 
 
+class InvalidEndpoint(DomainError):
+    """A Resend failed endpoint that is not one of the pair's; `field` is "endpoint"."""
+
+
 @dataclass(frozen=True)
 class FailedEvents:
     """The events of one agent x environment whose last try failed finally within a window, oldest first.
@@ -82,6 +86,7 @@ class FailedEvents:
     event_ids: list[str]
     escalation_ids: list[str]  # distinct, in the order of their first event here
     more: bool = False
+    endpoint_id: str | None = None  # only this endpoint's rows (None: every endpoint of the pair)
 
     @property
     def count(self) -> int:
@@ -105,34 +110,46 @@ def parse_window(window: str | None, now: datetime | None = None) -> datetime:
     raise InvalidWindow(f"{WINDOW_HELP} Got {shown!r}." if text else WINDOW_HELP, "since")
 
 
-def failed_events(agent_id: str, environment: str, window: str | None, *, lock: bool = False) -> FailedEvents:
-    """Resend failed's preview: the events of the pair that failed finally with their last try in the window.
+def failed_events(agent_id: str, environment: str, window: str | None, *, lock: bool = False,
+                  endpoint_id: str | None = None) -> FailedEvents:
+    """Resend failed's preview: the events of the pair that failed finally with their last try in the window, at
+    every endpoint of the pair or only at `endpoint_id` (one row per event x endpoint).
 
-    Unknown pair: settings.NotFound; bad window: InvalidWindow. `lock` (PostgreSQL): hold the rows until the
-    caller commits, so two confirmations at once cannot queue an event twice.
+    Unknown pair: settings.NotFound; bad window: InvalidWindow; an endpoint not of the pair: InvalidEndpoint.
+    `lock` (PostgreSQL): hold the rows until the caller commits, so two confirmations at once cannot queue an
+    event twice.
     """
     settings = get_settings(agent_id, environment)
     since = parse_window(window)
+    if endpoint_id is not None:
+        ep = db.session.get(Endpoint, str(endpoint_id)[:40])
+        if ep is None or (ep.agent_id, ep.environment) != (settings.agent_id, settings.environment):
+            raise InvalidEndpoint(f"{str(endpoint_id)[:40]!r} is not an endpoint of {settings.agent_id} \u00b7 "
+                                  f"{settings.environment}: choose one of its endpoints, or All endpoints.", "endpoint")
     tried_in_window = exists().where(Attempt.event_id == Event.id, Attempt.started_at >= since)
     query = (select(Event.id, Event.escalation_id)
              .where(Event.agent_id == settings.agent_id, Event.environment == settings.environment,
                     Event.status == FAILED, tried_in_window)
              .order_by(Event.id).limit(RESEND_FAILED_MAX + 1))
+    if endpoint_id is not None:
+        query = query.where(Event.endpoint_id == endpoint_id)
     if lock and db.engine.dialect.name == "postgresql":
         query = query.with_for_update(of=Event.__table__)
     rows = db.session.execute(query).all()
     more, rows = len(rows) > RESEND_FAILED_MAX, rows[:RESEND_FAILED_MAX]
     return FailedEvents(settings.agent_id, settings.environment, (window or "").strip(), since,
-                        [row.id for row in rows], list(dict.fromkeys(row.escalation_id for row in rows)), more)
+                        [row.id for row in rows], list(dict.fromkeys(row.escalation_id for row in rows)), more,
+                        endpoint_id)
 
 
-def resend_failed(agent_id: str, environment: str, window: str | None, actor: str) -> FailedEvents:
+def resend_failed(agent_id: str, environment: str, window: str | None, actor: str, *,
+                  endpoint_id: str | None = None) -> FailedEvents:
     """Resend failed: queue again the events failed_events finds, each keeping its id and bytes; audited.
 
     They go out at the endpoint's normal pace (the dispatcher's per-endpoint limit) and in each escalation's
     order (an event waits while an earlier one of its escalation is pending: engine/claim.py).
     """
-    found = failed_events(agent_id, environment, window, lock=True)
+    found = failed_events(agent_id, environment, window, lock=True, endpoint_id=endpoint_id)
     if not found.event_ids:
         db.session.commit()
         return found
@@ -141,8 +158,9 @@ def resend_failed(agent_id: str, environment: str, window: str | None, actor: st
     shown = ", ".join(found.escalation_ids[:10]) + (", …" if len(found.escalation_ids) > 10 else "")
     record(actor, "deliveries.resend_failed",
            f"{found.count} failed events {found.described} (since {found.since:%Y-%m-%d %H:%M:%S} UTC) queued "
-           f"again{' (the oldest; more remain)' if found.more else ''}; {len(found.escalation_ids)} escalations: "
-           f"{shown}", agent_id=found.agent_id, environment=found.environment)
+           f"again{' (the oldest; more remain)' if found.more else ''}"
+           f"{f' at endpoint {found.endpoint_id}' if found.endpoint_id else ''}; "
+           f"{len(found.escalation_ids)} escalations: {shown}", agent_id=found.agent_id, environment=found.environment)
     db.session.commit()
     notify_dispatcher()
     log.info("%s queued %d failed events of %s/%s again", actor, found.count, found.agent_id, found.environment)

@@ -1,7 +1,9 @@
-"""An escalation's timeline: its events in sequence order and, under each, every attempt with Copy as cURL.
+"""An escalation's timeline: its events in sequence order and, under each, its delivery at every endpoint (one
+line per endpoint row) with every attempt and Copy as cURL.
 
-Read in three queries whatever the number of events and attempts: the escalation, its events (bodies included:
-the cURL commands need them), and their attempts. The view is escalations.views.timeline.
+Read in four queries whatever the number of events, endpoints and attempts: the escalation, its event rows (bodies
+included: the cURL commands need them), their attempts, and the endpoints' labels. The view is
+escalations.views.timeline.
 """
 import logging
 from dataclasses import dataclass
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import selectinload
 
 from ..deliveries.curl import curl_command
+from ..deliveries.queries import endpoint_label, endpoint_labels
 from ..engine.models import CANCELLED, PENDING, SKIPPED, Attempt, Event
 from ..engine.send import timed_out
 from ..extensions import db
@@ -45,10 +48,11 @@ class AttemptEntry:
 
 
 @dataclass(frozen=True)
-class EventEntry:
-    """One event of the escalation and its attempts, oldest first."""
+class DeliveryEntry:
+    """One event's row at one endpoint: its delivery state and its attempts, oldest first."""
 
     event: Event
+    endpoint: str  # the endpoint's short label ("primary", its description or URL host)
     attempts: list[AttemptEntry]
 
     @property
@@ -57,6 +61,24 @@ class EventEntry:
         if self.attempts:
             return None
         return UNTRIED.get(self.event.status, "No attempts are recorded for this event.")
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """One event of the escalation (its primary row) and its delivery at each endpoint, the primary first."""
+
+    event: Event
+    deliveries: list[DeliveryEntry]
+
+    @property
+    def attempts(self) -> list[AttemptEntry]:
+        """Every attempt of the event, at every endpoint."""
+        return [a for d in self.deliveries for a in d.attempts]
+
+    @property
+    def untried(self) -> str | None:
+        """Why the event has no attempt at any endpoint, or None."""
+        return self.deliveries[0].untried if not self.attempts else None
 
 
 @dataclass(frozen=True)
@@ -89,11 +111,19 @@ def replay_command(attempt: Attempt, body: bytes) -> str | None:
 def load_timeline(escalation_id: str) -> Timeline:
     """The escalation's timeline; UnknownEscalation (a NotFound: the 404 page) when there is no such escalation."""
     escalation = get_escalation(escalation_id)
-    events = db.session.scalars(
+    rows = db.session.scalars(
         db.select(Event).where(Event.escalation_id == escalation.id)
         .order_by(Event.sequence, Event.id).options(selectinload(Event.attempts))
     )
-    return Timeline(escalation, [
-        EventEntry(event, [AttemptEntry(a, replay_command(a, event.body)) for a in event.attempts])
-        for event in events
-    ])
+    labels = endpoint_labels()
+    grouped: dict[str, list[Event]] = {}
+    for row in rows:  # one group per event (its webhook-id), in sequence order
+        grouped.setdefault(row.webhook_id, []).append(row)
+    entries = []
+    for group in grouped.values():
+        group.sort(key=lambda row: (row.message_id is not None, row.id))  # the primary row first
+        entries.append(EventEntry(group[0], [
+            DeliveryEntry(row, endpoint_label(labels, row.endpoint_id),
+                          [AttemptEntry(a, replay_command(a, row.body)) for a in row.attempts])
+            for row in group]))
+    return Timeline(escalation, entries)
