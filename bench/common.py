@@ -24,6 +24,7 @@ from qlar_console.engine.outbox import new_event_id  # noqa: E402
 from qlar_console.escalations.events import event_body  # noqa: E402
 from qlar_console.escalations.models import Escalation  # noqa: E402
 from qlar_console.extensions import db  # noqa: E402
+from qlar_console.settings.endpoints import EndpointChange, add_endpoint  # noqa: E402
 from qlar_console.settings.service import SettingsChange, add_agent, get_settings, save_settings  # noqa: E402
 
 MASTER_KEY = Fernet.generate_key().decode()
@@ -82,8 +83,17 @@ def point_webhook(app, url: str) -> None:
                       expected_version=settings.version, actor="bench")
 
 
+def add_endpoints(app, url: str, count: int) -> None:
+    """Give agent-123 · production `count` additional endpoints at url, each hearing every event type."""
+    with app.app_context():
+        settings = get_settings("agent-123", "production")
+        for i in range(count):
+            add_endpoint(settings, EndpointChange(url=url, description=f"bench {i + 2}"), actor="bench")
+
+
 def backlog(app, count: int) -> None:
-    """Insert `count` pending `created` events (one escalation each) in bulk, as Core inserts."""
+    """Insert `count` pending `created` events (one escalation each) in bulk, as Core inserts: a row at the
+    primary endpoint and one at each additional endpoint (same body and webhook-id), as the outbox writes them."""
     now = utcnow()
     esc = Escalation(agent_id="agent-123", environment="production", status="Pending", urgency_level="high",
                      topic="refund", area="payment", reason="User is angry and demands immediate refund",
@@ -97,15 +107,18 @@ def backlog(app, count: int) -> None:
         event_id = new_event_id()
         escalations.append(fixed | {"id": esc.id, "thread_id": esc.thread_id})
         events.append(dict(id=event_id, escalation_id=esc.id, agent_id="agent-123", environment="production",
-                           endpoint_id=None,
+                           endpoint_id=None, message_id=None,
                            event_type="created", sequence=1, body=event_body(event_id, "created", esc, 1, now),
                            created_at=now, status=PENDING, tries=0, attempt_count=0, next_attempt_at=now))
     with app.app_context():
-        primary = destinations("agent-123", "production", "created")[0]
+        primary, copies = destinations("agent-123", "production", "created")
         for event in events:
             event["endpoint_id"] = primary
+        events += [event | {"id": new_event_id(), "endpoint_id": copy, "message_id": event["id"]}
+                   for copy in copies for event in events]
         for start in range(0, count, 5000):
             db.session.execute(Escalation.__table__.insert(), escalations[start:start + 5000])
+        for start in range(0, len(events), 5000):
             db.session.execute(Event.__table__.insert(), events[start:start + 5000])
         db.session.commit()
         if db.engine.dialect.name == "sqlite":  # start from a checkpointed file, as a backlog that built up slowly
@@ -148,12 +161,19 @@ class BenchReceiver:
                 time.sleep(0.05)
 
     def arrivals(self) -> dict[str, float]:
-        """webhook-id -> first arrival (Unix time), from every receiver process's log."""
+        """webhook-id -> first arrival (Unix time) at any endpoint, from every receiver process's log."""
         seen: dict[str, float] = {}
+        for (event_id, _endpoint), at in self.deliveries().items():
+            seen[event_id] = min(at, seen.get(event_id, at))
+        return seen
+
+    def deliveries(self) -> dict[tuple[str, str], float]:
+        """(webhook-id, X-Qlar-Endpoint) -> first arrival (Unix time): one entry per event x endpoint."""
+        seen: dict[tuple[str, str], float] = {}
         for path in self.log.parent.glob(self.log.name + ".*"):
-            for line in path.read_text().splitlines():
-                event_id, at = line.split()
-                seen.setdefault(event_id, float(at))
+            for line in path.read_text().split("\n")[:-1]:  # whole lines: the last may be half written
+                event_id, endpoint, at = line.split()
+                seen.setdefault((event_id, endpoint), float(at))
         return seen
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """The bench HTTPS receiver: keep-alive, several processes on one port (SO_REUSEPORT), logs arrivals.
 
 Run: python bench/receiver.py PORT CERT KEY LOG [DELAY_MS] [PROCESSES]
-Each request is answered 200 after DELAY_MS; "webhook-id arrival_unix_time" lines go to LOG.
+Each request is answered 200 after DELAY_MS; "webhook-id endpoint arrival_unix_time" lines go to LOG (endpoint:
+the X-Qlar-Endpoint header, or "-").
 """
 import os
 import socket
@@ -32,7 +33,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
-        Handler.log.write(f"{self.headers.get('webhook-id', '-')} {arrived:.6f}\n")
+        Handler.log.write(f"{self.headers.get('webhook-id', '-')} {self.headers.get('X-Qlar-Endpoint', '-')} "
+                          f"{arrived:.6f}\n")
 
     def log_message(self, *args):
         pass

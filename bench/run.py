@@ -14,6 +14,7 @@ from pathlib import Path
 import requests
 from common import (
     SCRATCH,
+    add_endpoints,
     backlog,
     bench_receiver,
     figure,
@@ -26,6 +27,7 @@ from common import (
 from soak import simulate_figures, soak_figures
 from sqlalchemy import create_engine, func, text, update
 
+from qlar_console.api.body import MAX_DEPTH, too_deep
 from qlar_console.clock import utcnow
 from qlar_console.engine.models import Attempt, DailyOutcome, Event
 from qlar_console.escalations.service import create_escalation
@@ -61,26 +63,28 @@ def bare_per_s(receiver, threads: int, count: int) -> float:
 
 
 def dispatch_per_s(receiver, threads: int, backlog_size: int, deliveries: int | None = None, *,
-                   held: bool = False) -> float:
-    """Events/s of the embedded dispatcher (SQLite, `threads` senders, equal endpoint concurrency) delivering the
-    first `deliveries` (default: all) of a backlog of `backlog_size`, counted as arrivals at the receiver.
+                   held: bool = False, endpoints: int = 1) -> float:
+    """Deliveries/s of the embedded dispatcher (SQLite, `threads` senders, equal endpoint concurrency) making the
+    first `deliveries` (default: all) of a backlog of `backlog_size` events at each of `endpoints` endpoints of
+    the pair, counted as arrivals (webhook-id x X-Qlar-Endpoint) at the receiver.
 
     held: the backlog built up while the endpoint was paused (hold_backlog); the clock includes the probe
     that recovers it."""
-    deliveries = deliveries or backlog_size
+    deliveries = deliveries or backlog_size * endpoints
     app = make_app(f"dispatch-{threads}t-{backlog_size}-{next(RUNS)}", CA_BUNDLE=str(receiver.ca_file),
                    DISPATCHER_THREADS=threads, ENDPOINT_CONCURRENCY=threads)
     point_webhook(app, receiver.url)
+    add_endpoints(app, receiver.url, endpoints - 1)
     backlog(app, backlog_size)
     if held:
         hold_backlog(app)
     dispatcher = app.extensions["qlar_dispatcher"]
-    earlier = set(receiver.arrivals())
+    earlier = set(receiver.deliveries())
     started = time.time()
     dispatcher.start()
     while True:  # look rarely (reading the arrival logs would take the dispatcher's CPU); time by the stamps
         time.sleep(0.25)
-        arrived = sorted(at for event_id, at in receiver.arrivals().items() if event_id not in earlier)
+        arrived = sorted(at for key, at in receiver.deliveries().items() if key not in earlier)
         if len(arrived) >= deliveries:
             break
     dispatcher.stop()
@@ -264,6 +268,38 @@ def outage_figures() -> None:
     figure("outage_drain_ratio", f"{after_rate / normal_rate:.2f}")
 
 
+def fanout_figures() -> None:
+    """Deliveries/s with 3 endpoints per pair against 1 endpoint, the same 3,000 deliveries each (issue 23:
+    fanout_ratio, target at least 0.9 per delivery)."""
+    one, three = [], []
+    with bench_receiver() as receiver:
+        dispatch_per_s(receiver, THREADS, 200)  # warm-up, dropped
+        for _ in range(3):  # in turns, the median of each
+            one.append(dispatch_per_s(receiver, THREADS, 3_000))
+            three.append(dispatch_per_s(receiver, THREADS, 1_000, endpoints=3))
+    one_rate, three_rate = sorted(one)[1], sorted(three)[1]
+    figure("fanout_1_endpoint_per_s", f"{one_rate:.0f}")
+    figure("fanout_3_endpoints_per_s", f"{three_rate:.0f}")
+    figure("fanout_ratio", f"{three_rate / one_rate:.2f}")
+
+
+def body_scan_figures() -> None:
+    """The API's depth scan of a 1 MiB body: the slowest of the shapes that cost most, best of 5 each (issue 25:
+    body_scan_1mib_ms, target at most 50)."""
+    size = 1024 * 1024
+    shapes = [b'"' + b'\\"' * (size // 2 - 1), b'"' * size, b'"",' * (size // 3), b"[]" * (size // 2),
+              b'["' + b"a" * (size - 4) + b'"]']
+    best = []
+    for body in shapes:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            too_deep(body, MAX_DEPTH)
+            runs.append(time.perf_counter() - started)
+        best.append(min(runs))
+    figure("body_scan_1mib_ms", f"{max(best) * 1000:.1f}")
+
+
 def page_figures() -> None:
     """The settings page and the deliveries log, each against /healthz."""
     settings_app = make_app("pages")
@@ -286,7 +322,7 @@ def rss_figures() -> None:
 
 
 GROUPS = {"dispatch": dispatch_figures, "latency": latency_figures, "drain": drain_figures,
-          "outage": outage_figures, "pages": page_figures,
+          "outage": outage_figures, "fanout": fanout_figures, "body": body_scan_figures, "pages": page_figures,
           "pg": pg_figures, "rss": rss_figures, "simulate": simulate_figures, "soak": soak_figures}
 
 
