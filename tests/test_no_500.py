@@ -47,6 +47,37 @@ def test_a_deeply_nested_body_is_refused_before_it_is_parsed(app, client):
     assert answered.status_code == 422 and "Unknown trigger condition" in answered.json["errors"][0]["detail"]
 
 
+@pytest.mark.parametrize("body", [
+    b'"' + b'\\"' * (512 * 1024 - 1),  # escaped quotes in a string never closed: 19 s at 80 KB when quadratic
+    b'["' + b'\\"' * (512 * 1024 - 2) + b'"]',
+    b'"",' * 349_000 + b"[",
+    b"[" * (1024 * 1024 - 1),
+])
+def test_a_mebibyte_body_of_any_shape_is_answered_at_once(app, client, body):
+    headers = {**api_token(app, "editor"), "If-Match": "*", "Content-Type": "application/json"}
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(client.put(SETTINGS, data=body, headers=headers)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=30)  # a linear scan takes milliseconds; the quadratic one took hours at this size
+    assert answers, "the body scan held the request for 30 s"
+    assert answers[0].status_code in (400, 422) and answers[0].is_json  # not JSON, or not a settings document
+
+
+@pytest.mark.parametrize(("data", "deep"), [
+    (b'{"a": "\\\\"}' + b"[" * 33, True),  # an escaped backslash ends before the quote: the string is closed
+    (b'{"a": "\\"' + b"[" * 33 + b'"}', False),  # an escaped quote: the brackets are the string's text
+    (b'{"a": "\\\\\\"' + b"[" * 33 + b'"}', False),  # backslash, then an escaped quote
+    (b'[[{"x": "]]]]"}]]', False),
+    (b"[" * 32 + b"]" * 32, False),
+    (b"[" * 33, True),
+    (b"", False),
+])
+def test_the_depth_scan_reads_strings_as_json_does(data, deep):
+    from qlar_console.api.body import MAX_DEPTH, too_deep
+    assert too_deep(data, MAX_DEPTH) is deep
+
+
 @pytest.mark.parametrize(("body", "detail"), [
     ('{"claimTimeoutMinutes": ' + "9" * 5000 + "}", "The JSON body holds a number that is too long"),
     ('{"webhook": {"enabled": true, "url": "https://example.com/\\ud800"}}', "lone surrogate"),
