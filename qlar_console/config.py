@@ -26,6 +26,7 @@ class Defaults:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # token lives as long as the session
+    TRUSTED_PROXIES = 0  # proxies in front of the console whose X-Forwarded-For/-Proto/-Host/-Prefix are believed
 
     # Accounts (auth/): login throttle, session lifetime, second factor
     LOGIN_RATE_LIMIT = "20 per minute"  # failed logins per username and per client address (Flask-Limiter notation)

@@ -1,10 +1,12 @@
-"""Security headers, CSRF protection, and error pages that never show a traceback or a secret."""
+"""Security headers (HSTS in production), CSRF protection, the trusted proxies, and error pages that never show
+a traceback or a secret."""
 import logging
 
 from flask import Flask, abort, jsonify, render_template, request
 from flask_wtf import CSRFProtect
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .errors import DomainError
 from .problems import http_status, problem_from_exception
@@ -39,10 +41,40 @@ def add_security_headers(response):
     return response
 
 
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: the console's domain may have other hosts on plain HTTP
+
+
+def add_hsts(response):
+    """after_request hook in production: browsers keep to HTTPS for the console's host (RFC 6797)."""
+    response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+def trust_proxies(app: Flask) -> None:
+    """QLAR_TRUSTED_PROXIES (default 0): how many proxies in front of the console to believe. With 1 behind the
+    nginx the README shows, the client's address (the limits' key), scheme, host and prefix (the API's `next`
+    links) come from that proxy's X-Forwarded-* headers; with 0 they are ignored, as a client can forge them."""
+    raw = app.config.get("TRUSTED_PROXIES") or 0
+    try:
+        count = int(raw)
+    except (TypeError, ValueError):
+        count = -1
+    if not 0 <= count <= 10:
+        raise RuntimeError(f"QLAR_TRUSTED_PROXIES must be a whole number from 0 to 10 (the proxies in front of the "
+                           f"console), not {str(raw)[:40]!r}.")
+    if count:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count,
+                                x_prefix=count)
+
+
 def init_security(app: Flask) -> None:
-    """Check CSRF tokens, add security headers to every response and register the error pages."""
+    """Check CSRF tokens, add security headers to every response (HSTS in production: QLAR_ENV=production or
+    secure cookies), trust the configured proxies and register the error pages."""
     csrf.init_app(app)
     app.after_request(add_security_headers)
+    trust_proxies(app)
+    if app.config["ENV"] == "production" or app.config.get("SESSION_COOKIE_SECURE"):
+        app.after_request(add_hsts)
 
     @app.before_request
     def refuse_nul_paths():

@@ -1,6 +1,7 @@
 """Login hardening: the throttle (per username and per address, failures only), failed logins audited and
 logged, the same work for unknown names, case-insensitive names, password rules and Argon2id re-hashing."""
 import logging
+import threading
 
 import argon2
 import pytest
@@ -178,3 +179,105 @@ def test_a_long_password_is_rated_quickly(app):
 def test_odd_usernames_are_plain_failures(client, username):
     response = attempt(client, username)
     assert response.status_code == 200 and "Invalid username or password." in response.get_data(as_text=True)
+
+
+def test_wrong_passwords_sent_at_once_are_checked_at_most_the_limit(tmp_path, database_url):
+    """30 at once at 5 a minute: each takes its place in the count before its password is checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from argon2 import PasswordHasher
+    from argon2.profiles import RFC_9106_LOW_MEMORY
+    from conftest import dispose, make_app
+
+    app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=database_url, LOGIN_RATE_LIMIT="5 per minute")
+    with app.app_context():  # a hash at production cost, so a check takes as long as it does for real
+        find_user("admin").password_hash = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY).hash(PASSWORD)
+        db.session.commit()
+    start = threading.Barrier(30)
+
+    def one(n):
+        client = app.test_client()
+        start.wait()
+        return attempt(client, address=f"10.1.0.{n}").status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        statuses = list(pool.map(one, range(30)))
+    assert statuses.count(200) <= 5 and statuses.count(429) >= 25, statuses
+    assert len(failures(app)) == statuses.count(200) <= 5  # only those were checked
+    assert attempt(app.test_client(), password=PASSWORD, address="10.2.0.1").status_code == 429  # still held
+    dispose(app)
+
+
+def test_behind_one_trusted_proxy_each_client_has_its_own_count(tmp_path):
+    from conftest import dispose, make_app
+
+    app = make_app(tmp_path, LOGIN_RATE_LIMIT="3 per minute", TRUSTED_PROXIES=1)
+    client = app.test_client()
+
+    def via_proxy(client_address, username):
+        return client.post("/login", data={"username": username, "password": WRONG},
+                           environ_base={"REMOTE_ADDR": "127.0.0.1"}, headers={"X-Forwarded-For": client_address})
+
+    for n in range(3):
+        assert via_proxy("203.0.113.7", f"guess{n}").status_code == 200
+    assert via_proxy("203.0.113.7", "guess9").status_code == 429
+    assert via_proxy("198.51.100.2", "guess10").status_code == 200  # another client behind the same proxy
+    assert [e.details for e in failures(app)][-1] == "wrong password from 198.51.100.2"
+    dispose(app)
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_ignored(client):
+    for n in range(20):
+        client.post("/login", data={"username": f"guess{n}", "password": WRONG},
+                    headers={"X-Forwarded-For": f"203.0.113.{n}"})
+    assert attempt(client, "editor", PASSWORD).status_code == 429  # every forged address was 127.0.0.1
+
+
+def test_ipv6_clients_are_counted_by_their_64(client):
+    for n in range(20):
+        attempt(client, f"guess{n}", address=f"2001:db8:1:2::{n + 1:x}")
+    assert attempt(client, "editor", PASSWORD, address="2001:db8:1:2:ffff::1").status_code == 429  # same /64
+    assert attempt(client, "editor", PASSWORD, address="2001:db8:1:3::1").status_code == 302  # another /64
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "11"])
+def test_a_bad_trusted_proxies_value_stops_the_start(tmp_path, value):
+    from conftest import make_app
+
+    with pytest.raises(RuntimeError, match="QLAR_TRUSTED_PROXIES must be a whole number from 0 to 10"):
+        make_app(tmp_path, TRUSTED_PROXIES=value)
+
+
+def test_login_gives_the_session_a_fresh_csrf_token(tmp_path):
+    import re
+
+    from conftest import dispose, make_app
+
+    app = make_app(tmp_path, WTF_CSRF_ENABLED=True)
+    client = app.test_client()
+    before = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").text).group(1)
+    assert client.post("/login", data={"username": "editor", "password": PASSWORD,
+                                       "csrf_token": before}).status_code == 302
+    page = client.get("/account").text
+    after = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    with client.session_transaction() as session:
+        assert session["csrf_token"] not in (None, "")
+    from itsdangerous import URLSafeTimedSerializer
+    raw = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token")
+    assert raw.loads(before) != raw.loads(after)  # a token seen before login is no good after it
+    assert client.post("/logout", data={"csrf_token": before}).status_code == 400
+    dispose(app)
+
+
+@pytest.mark.parametrize(("config", "sent"), [
+    ({"ENV": "production"}, True),
+    ({"ENV": "development", "SESSION_COOKIE_SECURE": True}, True),
+    ({"ENV": "development"}, False),
+])
+def test_hsts_is_sent_in_production(tmp_path, config, sent):
+    from conftest import dispose, make_app
+
+    app = make_app(tmp_path, **config)
+    response = app.test_client().get("/login")
+    assert (response.headers.get("Strict-Transport-Security") == "max-age=31536000") is sent
+    dispose(app)

@@ -33,6 +33,8 @@ def clear_session() -> None:
 def start_session(user: User) -> None:
     """Sign the user in on this browser: the cookie holds the current session version and the login time."""
     clear_session()  # nothing of an earlier session (or of the password step) carries over
+    session.pop("csrf_token", None)  # nor its CSRF token: the signed-in session gets a fresh one
+    g.pop("csrf_token", None)
     login_user(user)
     now = int(time.time())
     session[LOGIN_AT] = session[SEEN_AT] = now
