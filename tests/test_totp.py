@@ -204,3 +204,27 @@ def test_codes_of_neighbouring_windows_are_accepted_once(app):
         user = find_user("viewer")
         with pytest.raises(TwoFactorError, match="not right"):
             enrol(user, secret, "abcdef")
+
+
+@pytest.mark.parametrize("which", ["app code", "recovery code"])
+def test_one_code_sent_from_eight_browsers_at_once_signs_in_once(client, app, which):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    login(client, "admin")
+    secret, codes = enrol_through_pages(client)
+    client.post("/logout")
+    browsers = [app.test_client() for _ in range(8)]
+    for browser in browsers:
+        assert password_step(browser).status_code == 302
+    sent = code(secret, steps_ahead=1) if which == "app code" else codes[0]  # the app code: not used at enrolment
+    start = threading.Barrier(len(browsers))
+
+    def send(browser):
+        start.wait()
+        return browser.post("/login/code", data={"code": sent}).status_code
+
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        statuses = list(pool.map(send, browsers))
+    assert sorted(statuses) == [302] + [422] * 7, statuses
+    assert audit_actions(app).count("user.login") == 1 + 1  # the enrolment's login, and one of the eight

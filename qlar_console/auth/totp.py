@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pyotp
 import segno
+from sqlalchemy import update
 
 from ..audit.service import record
 from ..clock import utcnow
@@ -93,10 +94,12 @@ def enrol(user: User, secret: str, code: str) -> list[str]:
 def verify_second_factor(user: User, code: str) -> str | None:
     """Check a code from the app ("totp") or a recovery code ("recovery", used up and audited); None if neither.
 
-    The caller commits (with the login or the change the code was asked for).
+    The caller commits (with the login or the change the code was asked for). The user's row is held from here
+    to that commit, so the same code (or recovery code) sent twice at once is accepted once.
     """
     if not user.has_2fa:
         return None
+    _hold(user)
     step = matching_step(secret_box().decrypt(user.totp_secret_ciphertext), code, user.totp_last_step)
     if step is not None:
         user.totp_last_step = step
@@ -109,6 +112,15 @@ def verify_second_factor(user: User, code: str) -> str | None:
         record(user.username, "user.2fa_recovery_used", f"{len(remaining)} recovery codes left")
         return "recovery"
     return None
+
+
+def _hold(user: User) -> None:
+    """Hold the user's row until the transaction ends, then read it afresh: an UPDATE that changes nothing takes
+    the row lock on PostgreSQL and the write lock on SQLite, so a second request waits here and then sees the
+    step or recovery code the first one used."""
+    db.session.execute(update(User).where(User.id == user.id).values(session_version=User.session_version)
+                       .execution_options(synchronize_session=False))
+    db.session.refresh(user)
 
 
 def disable(user: User, code: str, *, actor: str | None = None) -> None:
