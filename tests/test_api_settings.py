@@ -3,7 +3,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from conftest import make_app
+from conftest import dispose, make_app
 from helpers import PAGE, api_token, assert_problem, login, page_version, save_form, stored_secret
 from markupsafe import escape
 
@@ -255,6 +255,27 @@ def test_rate_limit_per_token_answers_429_with_retry_after(tmp_path):
     body = assert_problem(limited, 429, "rate-limited")
     assert 1 <= int(limited.headers["Retry-After"]) <= 60 and "3 per 1 minute" in body["detail"]
     assert client.get(SETTINGS, headers=other).status_code == 200
+
+
+def test_the_token_limit_holds_however_the_header_is_written(tmp_path):
+    app = make_app(tmp_path, API_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    token = api_token(app, "editor")["Authorization"].split()[1]
+    assert [client.get(SETTINGS, headers={"Authorization": f"Bearer {token}"}).status_code
+            for _ in range(4)] == [200, 200, 200, 429]
+    for written in (f"bearer {token}", f"BEARER {token}", f"Bearer  {token}", f"Bearer {token} ", f" Bearer {token}"):
+        assert client.get(SETTINGS, headers={"Authorization": written}).status_code == 429, written
+    dispose(app)
+
+
+def test_unknown_tokens_count_against_the_address(tmp_path):
+    app = make_app(tmp_path, API_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    statuses = [client.get(SETTINGS, headers={"Authorization": f"Bearer qlar_tok_guess{n}"}).status_code
+                for n in range(4)]
+    assert statuses == [401, 401, 401, 429]  # a new guess per call is still one caller
+    assert client.get(SETTINGS, headers=api_token(app, "editor")).status_code == 200  # a real token has its own
+    dispose(app)
 
 
 def test_tokens_never_reach_the_logs(app, client, caplog):

@@ -4,7 +4,6 @@ Every endpoint calls the same service functions as the pages and the CLI; this p
 HTTP to those calls and their refusals to problems.
 """
 import functools
-import hashlib
 import inspect
 import logging
 import time
@@ -17,11 +16,11 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
 
 from ..audit.service import record
-from ..auth.tokens import Forbidden, Unauthorized, authenticate_token, authorize
+from ..auth.tokens import Forbidden, Unauthorized, authenticate_token, authorize, token_id
 from ..errors import DomainError
 from ..extensions import db
 from ..problems import MEDIA_TYPE, ProblemSchema, http_status, problem
-from ..ratelimit import limiter
+from ..ratelimit import address_key, limiter
 from ..security import csrf
 from .body import JsonBodyParser
 
@@ -33,11 +32,10 @@ BEARER = {"bearer": []}
 
 
 def _rate_key() -> str:
-    """Rate limits count per token: the hash of the bearer presented (the remote address without one)."""
-    authorization = request.headers.get("Authorization", "")
-    if authorization:
-        return "token:" + hashlib.sha256(authorization.encode()).hexdigest()[:32]
-    return "addr:" + (request.remote_addr or "unknown")
+    """Rate limits count per token, by its id once parsed as authentication parses it (so `bearer T` and
+    `Bearer  T ` are the same token); a missing or unknown token counts against the client's address."""
+    found = token_id(request.headers.get("Authorization"))
+    return f"token:{found}" if found is not None else "addr:" + address_key()
 
 
 def _too_many(limit):

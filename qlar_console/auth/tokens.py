@@ -72,12 +72,27 @@ def weaker_role_warning(token: ApiToken) -> str | None:
     return None
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer …` header as authentication reads it (the scheme in any case,
+    spaces around the token ignored), or None."""
+    scheme, _, plaintext = (authorization or "").strip().partition(" ")
+    return (plaintext.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def token_id(authorization: str | None) -> int | None:
+    """The id of the token an Authorization header names, whatever its state, or None (the rate limit's key)."""
+    plaintext = bearer_token(authorization)
+    if plaintext is None:
+        return None
+    return db.session.scalar(db.select(ApiToken.id).filter_by(token_hash=hash_token(plaintext)))
+
+
 def authenticate_token(authorization: str | None, now: datetime | None = None) -> ApiToken:
     """The active token of an `Authorization: Bearer …` header, its last use noted; else Unauthorized."""
-    scheme, _, plaintext = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not plaintext.strip():
+    plaintext = bearer_token(authorization)
+    if plaintext is None:
         raise Unauthorized("Send an API token as `Authorization: Bearer <token>`.")
-    token = db.session.scalar(db.select(ApiToken).filter_by(token_hash=hash_token(plaintext.strip())))
+    token = db.session.scalar(db.select(ApiToken).filter_by(token_hash=hash_token(plaintext)))
     now = now or utcnow()
     if token is None:
         raise Unauthorized("This API token is not valid.")
