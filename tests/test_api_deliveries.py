@@ -306,3 +306,21 @@ def test_openapi_documents_the_parameters_and_responses(app):
     assert {"200", "401", "403", "404", "409", "429"} <= set(check["responses"])
     assert spec["paths"]["/api/v1/events/{event_id}/resend"]["post"]["security"] == [{"bearer": []}]
     assert "202" in spec["paths"]["/api/v1/events/{event_id}/resend"]["post"]["responses"]
+
+
+def test_behind_a_trusted_proxy_next_links_are_the_public_ones(tmp_path):
+    from conftest import dispose, make_app
+
+    app = make_app(tmp_path, TRUSTED_PROXIES=1)
+    _insert(app, [("production", "failed", "created")] * 3)
+    client = app.test_client()
+    forwarded = {**api_token(app, "viewer", "read"), "X-Forwarded-Proto": "https", "X-Forwarded-Host":
+                 "console.example.com", "X-Forwarded-Prefix": "/qlar", "X-Forwarded-For": "203.0.113.9"}
+    page = client.get(f"{LOG}?limit=2", headers=forwarded).get_json()
+    assert page["next"].startswith("https://console.example.com/qlar/api/v1/agents/agent-123/production/deliveries?")
+    (tmp_path / "direct").mkdir()
+    direct = make_app(tmp_path / "direct")  # no proxy trusted: the same headers change nothing
+    _insert(direct, [("production", "failed", "created")] * 3)
+    page = direct.test_client().get(f"{LOG}?limit=2", headers={**forwarded, **api_token(direct, "viewer", "read")})
+    assert page.get_json()["next"].startswith("http://localhost/api/v1/")
+    dispose(app), dispose(direct)
