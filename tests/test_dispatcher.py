@@ -120,6 +120,20 @@ def test_redirect_is_not_followed(delivery_app, receiver):
     assert "Redirect to https://127.0.0.1:1/elsewhere not followed" in attempt.error
 
 
+def test_a_response_with_many_long_headers_is_stored_bounded(delivery_app, receiver):
+    many = [(f"X-Filler-{n}", "v" * 20_000) for n in range(90)]  # http.client takes up to 100 of up to 64 KiB
+    receiver.respond = lambda r: (200, many, 0)
+    with delivery_app.app_context():
+        lifecycle.create_escalation(*ENV)
+        delivery_app.extensions["qlar_dispatcher"].drain(limit=1)
+    attempt = _events(delivery_app)[0].attempts[0]
+    assert attempt.response_status == 200
+    stored = attempt.response_headers
+    assert len(stored) == 51 and stored["\u2026"].endswith("more headers left out")
+    assert all(len(name) <= 100 and len(value) <= 1024 for name, value in stored.items())
+    assert stored["X-Filler-0"] == "v" * 1023 + "\u2026"
+
+
 def test_timeout_is_recorded_and_slows_down(delivery_app, receiver):
     receiver.respond = lambda r: (200, {}, 3)  # longer than TIMEOUT_SECONDS=2
     with delivery_app.app_context():

@@ -19,6 +19,9 @@ from .deadline import POOL_CLASSES, Watchdog
 log = logging.getLogger(__name__)
 
 RESPONSE_EXCERPT_BYTES = 16 * 1024
+RESPONSE_HEADERS_KEPT = 50  # of a response's headers (http.client reads up to 100 of up to 64 KiB each)
+HEADER_NAME_CHARS = 100
+HEADER_VALUE_CHARS = 1024
 REFUSED_TARGET = (
     "Refused: {host} resolves to a private, loopback, link-local or reserved address ({detail}). "
     "qlar only delivers to public addresses; set QLAR_ALLOW_PRIVATE_TARGETS=1 to allow it (test setups only)."
@@ -153,7 +156,7 @@ class Sender:
             return Outcome(0, error=f"Connection failed: {_reason(exc)}"), None, False
         except requests.RequestException as exc:
             return Outcome(0, error=f"Request failed: {_reason(exc)}"), None, False
-        outcome = Outcome(0, status=response.status_code, headers=dict(response.headers))
+        outcome = Outcome(0, status=response.status_code, headers=bounded_headers(response.headers))
         chunks, size, reusable = [], 0, False
         try:  # read1 a piece at a time, so what came before a cut or a break-off is kept for the trace
             while size < RESPONSE_EXCERPT_BYTES:
@@ -167,9 +170,24 @@ class Sender:
             outcome.error = f"The response body could not be read: {_reason(exc)}"
         outcome.body = b"".join(chunks)
         if 300 <= response.status_code < 400:
-            location = response.headers.get("Location", "(no Location)")
+            location = _cut(response.headers.get("Location", "(no Location)"), 500)
             outcome.error = f"Redirect to {location} not followed: set the Webhook URL to the final address."
         return outcome, response, reusable
+
+
+def bounded_headers(headers) -> dict[str, str]:
+    """A response's headers as stored with the attempt, bounded as its body is: the first
+    RESPONSE_HEADERS_KEPT, each name and value cut to its limit (marked …), and how many were left out."""
+    items = list(headers.items())
+    kept = {_cut(name, HEADER_NAME_CHARS): _cut(value, HEADER_VALUE_CHARS)
+            for name, value in items[:RESPONSE_HEADERS_KEPT]}
+    if len(items) > RESPONSE_HEADERS_KEPT:
+        kept["\u2026"] = f"{len(items) - RESPONSE_HEADERS_KEPT} more headers left out"
+    return kept
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 def timed_out(error: str | None) -> bool:
