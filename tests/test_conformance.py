@@ -10,6 +10,7 @@ from helpers import login
 from qlar_console.audit.models import AuditEntry
 from qlar_console.crypto import secret_box
 from qlar_console.deliveries.conformance import CHECK_EVENT, check_receiver
+from qlar_console.deliveries.models import ReceiverCheck
 from qlar_console.extensions import db
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
@@ -142,9 +143,9 @@ def test_check_from_the_card_and_the_cli(delivery_app, receiver):
     assert "Receiver check: some required rules failed" in html
     assert "Answer methods other than POST with 405 Method Not Allowed." in html
     with delivery_app.app_context():  # let the next check run at once
-        from qlar_console.deliveries.models import ReceiverCheck
+        from qlar_console.engine.models import Endpoint
 
-        db.session.execute(db.delete(ReceiverCheck))
+        db.session.execute(db.update(Endpoint).values(check_started_at=None))
         db.session.commit()
     result = delivery_app.test_cli_runner().invoke(args=["qlar", "check-receiver", *ENV, "--json"])
     assert result.exit_code == 1
@@ -193,3 +194,43 @@ def test_a_receiver_without_a_time_window_gets_advice_not_a_failure(delivery_app
     assert "refuse a webhook-timestamp more than 5 minutes from now" in stale["fix"]
     stamps = [int(r.headers["Webhook-Timestamp"]) for r in receiver.requests if "Webhook-Timestamp" in r.headers]
     assert [round((time.time() - stamp) / 60) for stamp in stamps].count(60) == 1  # one probe, signed an hour ago
+
+
+def test_two_checks_sent_at_once_run_once(delivery_app, receiver):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qlar_console.deliveries.conformance import CheckTooSoon
+
+    receiver.respond = lambda received: (200, {}, 0.2)  # slow enough that both are in flight together
+    start = threading.Barrier(4)
+
+    def one(_):
+        start.wait()
+        with delivery_app.app_context():
+            try:
+                check_receiver(get_settings(*ENV), "editor")
+                return "ran"
+            except CheckTooSoon as exc:
+                return str(exc)
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(one, range(4)))
+    assert outcomes.count("ran") == 1, outcomes
+    assert all(o.startswith("A check ran 0 s ago: wait ") for o in outcomes if o != "ran")
+    with delivery_app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(ReceiverCheck)) == 1
+
+
+def test_a_slow_receiver_cannot_hold_the_check_past_its_deadline(delivery_app, receiver, monkeypatch):
+    from qlar_console.deliveries import conformance
+
+    monkeypatch.setattr(conformance, "CHECK_SECONDS", 2.0)  # 30 s in production; the rule, not the figure
+    receiver.respond = lambda received: (200, {}, 0.8)  # each probe within QLAR_TIMEOUT_SECONDS (2 s)
+    started = time.monotonic()
+    check = _check(delivery_app)
+    took = time.monotonic() - started
+    assert took < 2.0 + 1.0, f"the check took {took:.1f} s"
+    assert not check.passed
+    cut = [r for r in check.results if r["got"].startswith("Not sent: the check's 2 s were used up")]
+    assert cut and len(receiver.requests) <= 3

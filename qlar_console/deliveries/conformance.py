@@ -11,10 +11,13 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy import or_, select, update
 
 from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import generate_secret, secret_box
+from ..engine.health import endpoints_of
+from ..engine.models import Endpoint
 from ..engine.outbox import freeze
 from ..engine.request import build_request
 from ..engine.send import Outcome, Sender
@@ -25,6 +28,7 @@ from .models import ReceiverCheck
 
 CHECK_EVENT = "qlar.conformance_check"
 MIN_INTERVAL = timedelta(seconds=10)
+CHECK_SECONDS = 30.0  # the whole check, every probe included (each probe also within QLAR_TIMEOUT_SECONDS)
 REFUSED = (401, 403)
 STALE_SECONDS = 3600  # rule 11: a webhook-timestamp this old must be refused
 
@@ -105,12 +109,20 @@ class _Prober:
         self.sender, self.url = sender, url
         self.agent_id, self.environment = agent_id, environment
         self.outcomes: list[Outcome] = []
+        self.deadline = time.monotonic() + CHECK_SECONDS
 
     def send(self, body: bytes, event_id: str, keys: list[str] | None, method: str = "POST",
              signed_body: bytes | None = None, timestamp: int | None = None) -> Outcome:
+        """One probe, within what is left of the check's CHECK_SECONDS (not sent when nothing is left)."""
+        left = self.deadline - time.monotonic()
+        if left < 0.1:
+            outcome = Outcome(0, error=f"Not sent: the check's {CHECK_SECONDS:g} s were used up by slow answers "
+                                       "to the probes before it.", timed_out=True)
+            self.outcomes.append(outcome)
+            return outcome
         headers = build_request(event_id, CHECK_EVENT, body, keys or [], test="conformance", signed_body=signed_body,
                                 timestamp=timestamp)
-        outcome = self.sender.post(self.url, body, headers, method=method)
+        outcome = self.sender.post(self.url, body, headers, method=method, timeout=left)
         self.outcomes.append(outcome)
         return outcome
 
@@ -195,16 +207,12 @@ def check_receiver(settings: EscalationSettings, actor: str) -> ReceiverCheck:
     if not settings.webhook_url or not settings.secret_ciphertext:
         raise SettingsError("Save the webhook with its URL first: the check probes the saved endpoint.")
     now = utcnow()
-    last = latest_check(settings)
-    if last and now - last.ran_at < MIN_INTERVAL:
-        wait = (MIN_INTERVAL - (now - last.ran_at)).total_seconds()
-        raise CheckTooSoon(f"A check ran {(now - last.ran_at).total_seconds():.0f} s ago: "
-                           f"wait {wait:.0f} s before the next one.", max(1, math.ceil(wait)))
     expired = None
     if settings.previous_secret_ciphertext and not settings.previous_secret_active(now):
         expired = secret_box().decrypt(settings.previous_secret_ciphertext)
     keys, url = signing_secrets(settings, now), settings.webhook_url
-    db.session.commit()  # no transaction open while probing
+    take_check_slot(endpoints_of({(settings.agent_id, settings.environment)})[(settings.agent_id,
+                                                                             settings.environment)].id, now)
     results, diagnosis = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, settings.agent_id,
                          settings.environment, expired)
     passed = all(r.passed for r in results if r.required)
@@ -229,26 +237,17 @@ def latest_check(settings: EscalationSettings) -> ReceiverCheck | None:
     )
 
 
-def check_endpoint(ep, actor: str) -> ReceiverCheck:
-    """Check receiver for an additional endpoint: the same probes against its URL with its key (at most once every
-    10 s per endpoint, counted from the audit log); audited. The scorecard is returned, not stored."""
-    from ..audit.models import AuditEntry
-
+def check_endpoint(ep: Endpoint, actor: str) -> ReceiverCheck:
+    """Check receiver for an additional endpoint: the same probes against its URL with its key (at most once
+    every 10 s per endpoint); audited. The scorecard is returned, not stored."""
     if not ep.url or not ep.secret_ciphertext:
         raise SettingsError("The endpoint has no URL yet: save it first.")
     now = utcnow()
-    last = db.session.scalar(db.select(AuditEntry.at).where(
-        AuditEntry.action == "webhook.receiver_checked", AuditEntry.details.startswith(f"endpoint {ep.id}:"))
-        .order_by(AuditEntry.id.desc()).limit(1))
-    if last and now - last < MIN_INTERVAL:
-        wait = (MIN_INTERVAL - (now - last)).total_seconds()
-        raise CheckTooSoon(f"A check ran {(now - last).total_seconds():.0f} s ago: "
-                           f"wait {wait:.0f} s before the next one.", max(1, math.ceil(wait)))
     expired = None
     if ep.previous_secret_ciphertext and not ep.previous_secret_active(now):
         expired = secret_box().decrypt(ep.previous_secret_ciphertext)
     keys, url = signing_secrets(ep, now), ep.url
-    db.session.commit()  # no transaction open while probing
+    take_check_slot(ep.id, now)
     results, diagnosis = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, ep.agent_id,
                                     ep.environment, expired)
     passed = all(r.passed for r in results if r.required)
@@ -259,3 +258,22 @@ def check_endpoint(ep, actor: str) -> ReceiverCheck:
     db.session.commit()
     return ReceiverCheck(agent_id=ep.agent_id, environment=ep.environment, ran_at=now, ran_by=actor, url=url,
                          passed=passed, results=[r.as_dict() for r in results], diagnosis=diagnosis)
+
+
+def take_check_slot(endpoint_id: str, now) -> None:
+    """Begin a check of the endpoint, or CheckTooSoon when one began less than MIN_INTERVAL ago. One conditional
+    UPDATE decides, so two checks sent at once cannot both begin; committed, so no transaction stays open while
+    the probes run."""
+    EP = Endpoint.__table__
+    began = db.session.execute(update(EP).where(
+        EP.c.id == endpoint_id, or_(EP.c.check_started_at.is_(None), EP.c.check_started_at <= now - MIN_INTERVAL))
+        .values(check_started_at=now)).rowcount
+    if began:
+        db.session.commit()
+        return
+    last = db.session.scalar(select(EP.c.check_started_at).where(EP.c.id == endpoint_id))
+    db.session.rollback()
+    ago = max(0.0, (now - last).total_seconds()) if last else 0.0
+    wait = MIN_INTERVAL.total_seconds() - ago
+    raise CheckTooSoon(f"A check ran {ago:.0f} s ago: wait {max(1, math.ceil(wait))} s before the next one.",
+                       max(1, math.ceil(wait)))

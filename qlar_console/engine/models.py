@@ -180,6 +180,7 @@ class Endpoint(SigningKeys, db.Model):
     next_probe_at: Mapped[datetime | None]
     failing_alerted: Mapped[bool] = mapped_column(default=False)  # at most one of each alert per outage
     paused_alerted: Mapped[bool] = mapped_column(default=False)
+    check_started_at: Mapped[datetime | None]  # the last Check receiver's start (one each MIN_INTERVAL)
 
 
 class Alert(db.Model):

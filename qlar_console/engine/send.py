@@ -119,12 +119,15 @@ class Sender:
             self._local.session = session
         return session
 
-    def post(self, url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> Outcome:
-        """Send once, within the timeout as a whole, and describe the result; never raises for network/HTTP failures."""
+    def post(self, url: str, body: bytes, headers: dict[str, str], method: str = "POST", *,
+             timeout: float | None = None) -> Outcome:
+        """Send once, within the timeout as a whole (`timeout`: a shorter one for this try), and describe the
+        result; never raises for network/HTTP failures."""
+        limit = min(self.timeout, timeout) if timeout is not None else self.timeout
         started = time.perf_counter()
-        armed = self._watchdog.arm(self.timeout)
+        armed = self._watchdog.arm(limit)
         try:
-            outcome, response, reusable = self._exchange(url, body, headers, method)
+            outcome, response, reusable = self._exchange(url, body, headers, method, limit)
         finally:
             cut = self._watchdog.disarm(armed)  # a cut try's connection is closed there, never reused
         if response is not None:
@@ -134,22 +137,22 @@ class Sender:
                 response.close()
         if cut:
             outcome.timed_out = True
-            outcome.error = (NO_RESPONSE if outcome.status is None else CUT_OFF).format(timeout=self.timeout)
+            outcome.error = (NO_RESPONSE if outcome.status is None else CUT_OFF).format(timeout=limit)
         outcome.duration_ms = (time.perf_counter() - started) * 1000
         return outcome
 
-    def _exchange(self, url: str, body: bytes, headers: dict[str, str], method: str):
+    def _exchange(self, url: str, body: bytes, headers: dict[str, str], method: str, limit: float):
         """The request and at most RESPONSE_EXCERPT_BYTES of the answer: (outcome, response or None, reusable)."""
         try:
             response = self._session().request(
-                method, url, data=body, headers=headers, timeout=(self.timeout, self.timeout),
+                method, url, data=body, headers=headers, timeout=(limit, limit),
                 allow_redirects=False, stream=True,
             )
         except InvalidIPAddress as exc:
             host = requests.utils.urlparse(url).hostname
             return Outcome(0, error=REFUSED_TARGET.format(host=host, detail=exc)), None, False
         except requests.Timeout:
-            return Outcome(0, error=NO_RESPONSE.format(timeout=self.timeout), timed_out=True), None, False
+            return Outcome(0, error=NO_RESPONSE.format(timeout=limit), timed_out=True), None, False
         except requests.exceptions.SSLError as exc:
             return Outcome(0, error=f"TLS error: {_reason(exc)}"), None, False
         except requests.ConnectionError as exc:
