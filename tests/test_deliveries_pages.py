@@ -271,6 +271,7 @@ def test_resend_needs_the_csrf_token(tmp_path):
     login = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf-token" content="([^"]+)"', login).group(1)
     client.post("/login", data={"username": "editor", "password": PASSWORD, "csrf_token": token})
+    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/deliveries").get_data(as_text=True)).group(1)
     assert client.post(f"/deliveries/{event_id}/resend").status_code == 400
     assert client.post(f"/deliveries/{event_id}/resend", data={"csrf_token": token}).status_code == 302
     with app.app_context():

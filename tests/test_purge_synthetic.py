@@ -189,6 +189,7 @@ def test_the_purge_needs_the_csrf_token(tmp_path):
         login_page = client.get("/login").get_data(as_text=True)
         token = re.search(r'name="csrf-token" content="([^"]+)"', login_page).group(1)
         client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf_token": token})
+        token = re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").get_data(as_text=True)).group(1)
         pair = {"agent": "agent-123", "env": "production"}
         assert client.post(PREVIEW, data=pair).status_code == 400
         assert inventory(app)[("production", True)] == (5, 9, 9)

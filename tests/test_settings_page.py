@@ -196,6 +196,8 @@ def test_copy_with_csrf_header_works(csrf_client):
     login_page = csrf_client.get("/login").get_data(as_text=True)
     token = login_page.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]
     csrf_client.post("/login", data={"username": "editor", "password": "correct horse battery", "csrf_token": token})
+    page = csrf_client.get(PAGE).get_data(as_text=True)
+    token = page.split('name="csrf-token" content="')[1].split('"')[0]
     response = csrf_client.post("/agents/agent-123/production/webhook/secret", headers={"X-CSRFToken": token})
     assert response.status_code == 200 and response.json["secret"].startswith("whsec_")
 
