@@ -269,20 +269,24 @@ function initUrlCheck() {
   const input = document.getElementById("webhook_url");
   const error = document.getElementById("webhook-url-error");
   if (!input || !error) return;
-  const sync = () => {
+  const sync = (edited) => {
     const problem = urlProblem(input.value);
-    if (problem || error.dataset.live === "yes") {  // the server's message stays until the URL is edited
-      error.textContent = problem;
-      error.dataset.live = "yes";
-    }
+    if (edited || problem) error.dataset.live = "yes";  // the server's message stays until the URL is edited
+    if (error.dataset.live === "yes") error.textContent = problem;
     if (error.textContent) input.setAttribute("aria-invalid", "true");
     else input.removeAttribute("aria-invalid");
     const check = document.getElementById("receiver-check");
     const stale = document.getElementById("check-stale");
     if (check && stale && check.dataset.checkedUrl) stale.hidden = input.value.trim() === check.dataset.checkedUrl;
   };
-  input.addEventListener("input", sync);
-  document.addEventListener("qlar:swapped", sync);
+  input.addEventListener("input", () => sync(true));
+  document.addEventListener("qlar:swapped", () => sync(false));
+}
+
+// After a refused form the field in error has the focus (a screen reader then reads its message), not the page.
+function initFocusOnError() {
+  const field = document.querySelector("main form [aria-invalid='true']");
+  if (field) field.focus();
 }
 
 // Grace period countdown (parts of the page swapped in place are picked up on the next tick).
@@ -361,6 +365,7 @@ document.addEventListener("DOMContentLoaded", () => {
   initDialogs();
   initUnsavedWarning();
   initUrlCheck();
+  initFocusOnError();
   initCountdowns();
   initLocalTimes();
   initAutoRefresh();

@@ -129,6 +129,22 @@ def test_http_url_error_shown_next_to_field_and_input_kept(page):
     expect(page.get_by_text("Escalation settings saved")).to_have_count(0)
 
 
+def test_after_a_refused_save_the_field_has_the_focus_and_a_fix_clears_the_error(page):
+    """The refused field gets the focus (not the page body); typing a valid URL clears the server's message."""
+    open_escalation(page)
+    switch(page).click()
+    url_field(page).fill("http://example.com/hook")
+    save(page)
+    expect(card(page).get_by_text("must start with https://")).to_be_visible()
+    expect(url_field(page)).to_be_focused()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(HOOK_URL)
+    expect(card(page).get_by_text("must start with https://")).to_have_count(0)
+    expect(url_field(page)).not_to_have_attribute("aria-invalid", "true")
+    save(page)
+    expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+
+
 def test_save_shows_message_and_persists_after_reload(page):
     """A valid Save says "Escalation settings saved" and the switch and URL survive a reload."""
     open_escalation(page)
