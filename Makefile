@@ -15,14 +15,19 @@ $(BIN)/.dev-deps: requirements-dev.txt $(BIN)/.deps
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-## run: migrate, seed the demo, start the console (+ dispatcher) on http://127.0.0.1:5000, the receiver on :8443
-## and an SMTP catcher for alert emails on :8025 (instance/mail/); a paused endpoint is probed at least every 15 s
+PORT ?= 5000
+RECEIVER_PORT ?= 8443
+MAIL_PORT ?= 8025
+
+## run: migrate, seed the demo, start the console (+ dispatcher) on http://127.0.0.1:$(PORT) (5000), the receiver
+## on :$(RECEIVER_PORT) (8443) and an SMTP catcher for alert emails on :$(MAIL_PORT) (8025; instance/mail/);
+## a paused endpoint is probed at least every 15 s. Other ports: make run PORT=5050 RECEIVER_PORT=9443
 run: $(BIN)/.deps
 	$(BIN)/flask db upgrade
-	$(BIN)/flask qlar demo
-	QLAR_ALLOW_PRIVATE_TARGETS=1 QLAR_SMTP_URL=$${QLAR_SMTP_URL:-smtp://127.0.0.1:8025} \
+	$(BIN)/flask qlar demo --port $(PORT) --receiver-port $(RECEIVER_PORT)
+	QLAR_ALLOW_PRIVATE_TARGETS=1 QLAR_SMTP_URL=$${QLAR_SMTP_URL:-smtp://127.0.0.1:$(MAIL_PORT)} \
 	QLAR_PROBE_MAX_SECONDS=$${QLAR_PROBE_MAX_SECONDS:-15} \
-	$(BIN)/flask qlar serve --host 127.0.0.1 --port 5000 --receiver-port 8443 --mail-port 8025
+	$(BIN)/flask qlar serve --host 127.0.0.1 --port $(PORT) --receiver-port $(RECEIVER_PORT) --mail-port $(MAIL_PORT)
 
 ## test: the whole test suite
 test: $(BIN)/.dev-deps

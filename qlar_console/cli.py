@@ -13,7 +13,15 @@ from .auth.models import ROLES
 from .auth.service import create_user
 from .deliveries import conformance
 from .deliveries.cli import deliveries_command, resend_command, resend_failed_command
-from .demo import DEMO_AGENT, DEMO_ENVIRONMENTS, DEMO_WEBHOOK_URL, seed_demo, start_reference_receiver
+from .demo import (
+    CONSOLE_PORT,
+    DEMO_AGENT,
+    DEMO_ENVIRONMENTS,
+    DEMO_WEBHOOK_URL,
+    RECEIVER_PORT,
+    seed_demo,
+    start_reference_receiver,
+)
 from .engine.housekeeping import live_workers
 from .errors import one_line_errors
 from .escalations import scenario as scenarios
@@ -100,14 +108,18 @@ def rotate_master_key():
 
 
 @qlar.command("demo")
+@click.option("--port", type=click.IntRange(1, 65535), default=CONSOLE_PORT, show_default=True,
+              help="The console's port, for the login address printed.")
+@click.option("--receiver-port", type=click.IntRange(1, 65535), default=RECEIVER_PORT, show_default=True,
+              help="The reference receiver's port, where staging's webhook points.")
 @one_line_errors
-def demo():
+def demo(port, receiver_port):
     """Seed the demo (agent-123 with production and staging, an admin); prints the password once."""
-    password = seed_demo(current_app.instance_path)
-    click.echo(f"Demo ready: {DEMO_AGENT} with {', '.join(DEMO_ENVIRONMENTS)}; "
-               f"staging's webhook points at the reference receiver {DEMO_WEBHOOK_URL}.")
+    password = seed_demo(current_app.instance_path, receiver_port)
+    click.echo(f"Demo ready: {DEMO_AGENT} with {', '.join(DEMO_ENVIRONMENTS)}; staging's webhook points at the "
+               f"reference receiver {DEMO_WEBHOOK_URL.format(port=receiver_port)}.")
     if password:
-        click.echo(f"Log in at http://127.0.0.1:5000/login as admin with password: {password}")
+        click.echo(f"Log in at http://127.0.0.1:{port}/login as admin with password: {password}")
         click.echo("(This password is shown only once.)")
     else:
         click.echo("The admin user already exists (its password was printed when it was created).")

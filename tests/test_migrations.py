@@ -4,6 +4,7 @@ from conftest import MASTER_KEY
 
 from qlar_console import create_app
 from qlar_console.extensions import db
+from qlar_console.settings.service import get_settings
 
 
 def test_upgrade_builds_the_models_schema_and_demo_seeds(tmp_path):
@@ -20,6 +21,11 @@ def test_upgrade_builds_the_models_schema_and_demo_seeds(tmp_path):
     assert "Log in at http://127.0.0.1:5000/login as admin with password: " in first.output
     again = runner.invoke(args=["qlar", "demo"])
     assert "password:" not in again.output  # the password is printed once
+    moved = runner.invoke(args=["qlar", "demo", "--port", "5050", "--receiver-port", "9443"])  # make run PORT=…
+    assert "reference receiver https://127.0.0.1:9443/webhook" in moved.output, moved.output
+    with app.app_context():
+        assert get_settings("agent-123", "staging").webhook_url == "https://127.0.0.1:9443/webhook"
+    assert runner.invoke(args=["qlar", "demo", "--receiver-port", "0"]).exit_code == 2  # not a port
 
 
 def test_several_endpoints_migration_keeps_todays_webhook_its_secret_and_its_events(tmp_path):
