@@ -24,9 +24,9 @@ from .demo import (
 )
 from .engine.housekeeping import live_workers
 from .errors import one_line_errors
+from .escalations import jobs, simulate
 from .escalations import scenario as scenarios
 from .escalations import service as lifecycle
-from .escalations import simulate
 from .escalations.purge_cli import purge_command
 from .escalations.service import TEMPLATES
 from .mailcatcher import start_mail_catcher
@@ -169,36 +169,39 @@ def escalation_release(escalation_id):
 @qlar.command("simulate")
 @click.argument("agent_id")
 @click.argument("env")
-@click.option("--flows", type=click.IntRange(1, 1_000_000), default=None,
-              help="How many full flows (required, but 1 with --scenario).")
-@click.option("--rate", type=click.FloatRange(0.01, 10_000), default=None, help="Flows per second (default: flat out).")
-@click.option("--wait", "wait_seconds", type=click.FloatRange(0), default=60, show_default=True,
-              help="Seconds to wait for deliveries before the summary.")
+@click.option("--flows", type=int, default=None,
+              help="How many full flows, 1 to 10000 (required, but 1 with --scenario).")
+@click.option("--rate", type=float, default=None, help="Flows per second, up to 1000 (default: flat out).")
+@click.option("--wait", "wait_seconds", type=float, default=jobs.DEFAULT_WAIT_SECONDS, show_default=True,
+              help="Seconds to wait for deliveries before the summary, 0 to 600.")
 @click.option("--seed", type=int, default=None, help="Random seed, to repeat a run.")
 @click.option("--scenario", "scenario_file", type=click.Path(dir_okay=False), default=None,
               help="A JSON file of steps each flow follows (docs/scenarios/ has examples) instead of random flows.")
 @one_line_errors
 def simulate_command(agent_id, env, flows, rate, wait_seconds, seed, scenario_file):
-    """Send N synthetic escalation flows; Ctrl-C stops early. Ends with a delivery summary."""
+    """Send N synthetic escalation flows; Ctrl-C stops early. Ends with a delivery summary.
+
+    The limits and their messages are those of the page and the API (one check, escalations.jobs).
+    """
     if flows is None and scenario_file is None:
         raise click.UsageError("Missing option '--flows' (it may be left out only with --scenario).")
+    flows = 1 if flows is None else flows
+    jobs.check_parameters(flows, rate, wait_seconds)
     script = scenarios.load_scenario_file(scenario_file) if scenario_file else None  # refused before any flow
     service.get_settings(agent_id, env)  # unknown pair: one-line error before anything starts
-    flows = flows or 1
     if script:
         click.echo(f"Each flow follows the {script.describe()} of {scenario_file}.")
     dispatcher = current_app.extensions["qlar_dispatcher"]
     own_dispatcher = not live_workers()
     if own_dispatcher:  # nobody else delivers: do it in this process for the run
         dispatcher.start()
-    rng, done, started = random.Random(seed), [], time.monotonic()
+    done, started = [], time.monotonic()
     try:
         with click.progressbar(length=flows, label="Flows") as bar:
-            for index in range(flows):
-                simulate.pace(index, started, rate)
-                done.append(scenarios.run_scenario_flow(agent_id, env, script) if script
-                            else simulate.run_flow(agent_id, env, rng))
-                bar.update(1)
+            def beat(so_far):
+                bar.update(len(so_far) - bar.pos)
+
+            simulate.run_flows(agent_id, env, flows, rate, script, rng=random.Random(seed), done=done, beat=beat)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted after {len(done)} flows.")
     try:

@@ -1,7 +1,12 @@
 """`flask qlar simulate`: synthetic flows delivered to a real receiver, with a summary that adds up."""
+import html
 import re
 
+import pytest
+from helpers import login
+
 from qlar_console.engine.models import Event
+from qlar_console.escalations.models import SimulationJob
 from qlar_console.extensions import db
 
 
@@ -28,3 +33,28 @@ def test_simulate_unknown_pair_is_one_line_error(runner):
     result = runner.invoke(args=["qlar", "simulate", "agent-404", "production", "--flows", "1"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: No agent 'agent-404' with environment 'production'."
+
+
+@pytest.mark.parametrize(("option", "value", "field", "page_data"), [
+    ("--flows", "10001", "flows", {"flows": "10001"}),
+    ("--flows", "0", "flows", {"flows": "0"}),
+    ("--rate", "1000.5", "rate", {"flows": "1", "rate": "1000.5"}),
+    ("--rate", "0", "rate", {"flows": "1", "rate": "0"}),
+])
+def test_cli_and_page_refuse_an_out_of_range_simulation_with_one_message(app, client, runner, option, value, field,
+                                                                       page_data):
+    """One set of limits for page, API and CLI: the CLI's line is the page's field error, and neither starts."""
+    args = ["qlar", "simulate", "agent-123", "staging", "--flows", "1", option, value]
+    result = runner.invoke(args=args)
+    login(client, "editor")
+    page = html.unescape(client.post("/escalations/simulate",
+                                     data={"agent": "agent-123", "env": "staging", **page_data})
+                         .get_data(as_text=True))
+
+    assert result.exit_code == 1
+    message = result.output.strip().removeprefix("Error: ")
+    assert message.startswith(("Flows must be", "Rate must be"))
+    assert f'<p class="error" id="sim-{field}-error">{message}' in page
+    with app.app_context():
+        assert db.session.scalars(db.select(Event)).all() == []
+        assert db.session.scalars(db.select(SimulationJob)).all() == []

@@ -5,7 +5,6 @@ unfinished at a time: a unique index says so, whichever process starts it. A job
 reporting (its process ended) reads as failed, "abandoned".
 """
 import logging
-import random
 import secrets
 import threading
 import time
@@ -197,10 +196,15 @@ def _run(app: Flask, job_id: str) -> None:
 
 def _run_flows(job_id: str, pair: tuple[str, str], flows: int, rate: float | None,
                script: scenarios.Scenario | None = None) -> list[str]:
-    """simulate.run_flow (or the scenario's flow) `flows` times at `rate`, writing flowsDone at most every
-    PROGRESS_EVERY seconds."""
-    rng, done, started = random.Random(), [], time.monotonic()
-    reported = started
+    """simulate.run_flows, writing flowsDone at most every PROGRESS_EVERY seconds (and a sign of life at least
+    every BEAT_EVERY while a slow rate or a scenario's delay waits)."""
+    reported = time.monotonic()
+
+    def beat(done: list[str]) -> None:
+        nonlocal reported
+        if time.monotonic() - reported >= PROGRESS_EVERY:
+            _report(job_id, flows_done=len(done))
+            reported = time.monotonic()
 
     def alive_sleep(seconds: float) -> None:
         """A scenario step's delay, in slices that show the job is alive (and stop it once cancelled)."""
@@ -208,19 +212,9 @@ def _run_flows(job_id: str, pair: tuple[str, str], flows: int, rate: float | Non
         while (left := end - time.monotonic()) > 0:
             time.sleep(min(left, BEAT_EVERY))
             if left > BEAT_EVERY:
-                _report(job_id, flows_done=len(done))
+                _report(job_id)
 
-    for index in range(flows):
-        while simulate.due_in(index, started, rate) > BEAT_EVERY:  # a slow rate: still alive
-            time.sleep(BEAT_EVERY)
-            _report(job_id, flows_done=len(done))
-        simulate.pace(index, started, rate)
-        done.append(scenarios.run_scenario_flow(*pair, script, alive_sleep) if script
-                    else simulate.run_flow(*pair, rng))
-        if time.monotonic() - reported >= PROGRESS_EVERY:
-            _report(job_id, flows_done=len(done))
-            reported = time.monotonic()
-    return done
+    return simulate.run_flows(*pair, flows, rate, script, beat=beat, sleep=alive_sleep, beat_every=BEAT_EVERY)
 
 
 def _await_deliveries(job_id: str, escalation_ids: list[str], wait_seconds: float) -> simulate.Summary:

@@ -2,12 +2,14 @@
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from ..engine.models import FAILED, PENDING, SUCCEEDED, Event
 from ..extensions import db
+from . import scenario as scenarios
 from . import service
 
 TOPICS = [("refund", "payment"), ("delivery delay", "shipping"), ("login failure", "account"),
@@ -63,6 +65,25 @@ def pace(index: int, started: float, rate: float | None) -> None:
     delay = due_in(index, started, rate)
     if delay > 0:
         time.sleep(delay)
+
+
+def run_flows(agent_id: str, environment: str, flows: int, rate: float | None,
+              script: scenarios.Scenario | None = None, *, rng: random.Random | None = None,
+              done: list[str] | None = None, beat: Callable[[list[str]], None] = lambda done: None,
+              sleep: Callable[[float], None] = time.sleep, beat_every: float = 5.0) -> list[str]:
+    """The one simulate loop (page, API and CLI): `flows` flows (random, or the scenario's) at `rate` per second,
+    each escalation id appended to `done` as it ends. `beat(done)` runs after each flow and every `beat_every`
+    seconds of a slow rate's wait; `sleep` serves the scenario's step delays."""
+    rng, done, started = rng or random.Random(), [] if done is None else done, time.monotonic()
+    for index in range(flows):
+        while due_in(index, started, rate) > beat_every:  # a slow rate: still alive
+            time.sleep(beat_every)
+            beat(done)
+        pace(index, started, rate)
+        done.append(scenarios.run_scenario_flow(agent_id, environment, script, sleep) if script
+                    else run_flow(agent_id, environment, rng))
+        beat(done)
+    return done
 
 
 def summarise(escalation_ids: list[str], wait_seconds: float) -> Summary:
