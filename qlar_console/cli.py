@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .audit.service import CLI_ACTOR
 from .auth.cli import token_group, user_group
 from .auth.models import ROLES
 from .auth.service import create_user
@@ -44,7 +45,6 @@ qlar.add_command(token_group)
 qlar.add_command(user_group)
 qlar.add_command(webhook_group)
 qlar.add_command(endpoint_group)
-CLI_ACTOR = "cli"
 
 
 @qlar.command("create-user")

@@ -13,6 +13,7 @@ from ..extensions import db
 from .models import AuditEntry
 
 PAGE_SIZE = 50
+CLI_ACTOR = "cli"  # who the audit log says acted for every `flask qlar` command
 CURSOR = re.compile(r"[0-9]{1,18}")
 
 # Every action code record() is called with (grep "record(" in qlar_console), as the page names it.

@@ -5,6 +5,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from ..audit.service import CLI_ACTOR
 from ..clock import utcnow
 from ..errors import one_line_errors
 from . import totp
@@ -12,7 +13,6 @@ from .models import ROLES, SCOPES
 from .service import get_user, set_password, set_role, sign_out_everywhere
 from .tokens import create_token, list_tokens, revoke_token, weaker_role_warning
 
-CLI_ACTOR = "cli"
 token_group = AppGroup("token", help="API tokens for /api/v1 (shown once, stored hashed).")
 user_group = AppGroup("user", help="Console users: sessions, role, password, second factor.")
 

@@ -5,7 +5,7 @@ import secrets
 
 from sqlalchemy import func
 
-from ..audit.service import record
+from ..audit.service import CLI_ACTOR, record
 from ..errors import DomainError, NotFound
 from ..extensions import db
 from .models import ROLES, User
@@ -61,7 +61,7 @@ def check_password_rules(password: str, username: str = "", field: str = "passwo
         raise UserError(problem, field)
 
 
-def create_user(username: str, role: str, password: str | None = None, *, actor: str = "cli") -> tuple[User, str]:
+def create_user(username: str, role: str, password: str | None = None, *, actor: str = CLI_ACTOR) -> tuple[User, str]:
     """Create a user; with no password (None) a random one is made. Returns the user and the password."""
     name = check_username(username)
     if role not in ROLES:

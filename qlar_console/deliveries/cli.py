@@ -2,12 +2,11 @@
 import click
 from flask.cli import with_appcontext
 
+from ..audit.service import CLI_ACTOR
 from ..engine.models import STATUSES, Event
 from ..errors import one_line_errors
 from ..extensions import db
 from . import service
-
-CLI_ACTOR = "cli"  # as qlar_console.cli: who the audit log says acted
 
 
 @click.command("deliveries")

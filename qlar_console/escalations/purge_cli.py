@@ -4,11 +4,10 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from ..audit.service import CLI_ACTOR
 from ..engine.housekeeping import purge as purge_traces
 from ..errors import one_line_errors
 from .purge import SyntheticCounts, purge_synthetic, synthetic_counts
-
-CLI_ACTOR = "cli"  # as qlar_console.cli: who the audit log says acted
 
 
 @click.command("purge")

@@ -2,13 +2,13 @@
 import click
 from flask.cli import AppGroup
 
+from ..audit.service import CLI_ACTOR
 from ..clock import utcnow
 from ..crypto import MASKED
 from ..errors import one_line_errors
 from . import alerting, service
 from .schedule import describe_schedule
 
-CLI_ACTOR = "cli"  # as qlar_console.cli: who the audit log says acted
 webhook_group = AppGroup("webhook", help="The webhook of one agent x environment.")
 
 

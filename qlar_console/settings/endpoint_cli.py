@@ -3,10 +3,11 @@ regenerate, remove). The rules are settings/endpoints.py's; the primary endpoint
 import click
 from flask.cli import AppGroup
 
+from ..audit.service import CLI_ACTOR
 from ..crypto import MASKED
 from ..errors import one_line_errors
 from . import alerting, endpoints, service
-from .cli import CLI_ACTOR, _echo_health, _echo_recipients, _utc
+from .cli import _echo_health, _echo_recipients, _utc
 from .schedule import describe_schedule
 
 endpoint_group = AppGroup("endpoint", help="The endpoints of one agent x environment.")
