@@ -60,6 +60,7 @@ def register_blueprints(app: Flask) -> None:
     from .escalations.event_types import bp as event_types_bp
     from .escalations.views import bp as escalations_bp
     from .observability import bp as observability_bp
+    from .settings import endpoint_views  # noqa: F401  (the Additional endpoints routes, on the settings blueprint)
     from .settings.verify import bp as verify_bp
     from .settings.views import bp as settings_bp
 

@@ -12,7 +12,6 @@ from .audit.service import CLI_ACTOR
 from .auth.cli import token_group, user_group
 from .auth.models import ROLES
 from .auth.service import create_user
-from .deliveries import conformance
 from .deliveries.cli import deliveries_command, resend_command, resend_failed_command
 from .demo import (
     CONSOLE_PORT,
@@ -32,7 +31,7 @@ from .escalations.purge_cli import purge_command
 from .escalations.service import TEMPLATES
 from .mailcatcher import start_mail_catcher
 from .receiver.cli import receiver_command
-from .settings import service
+from .settings import receiver_check, service
 from .settings.cli import webhook_group
 from .settings.endpoint_cli import endpoint_group
 from .worker import become_lean_worker
@@ -84,7 +83,7 @@ def agent_add(agent_id, environments):
 @one_line_errors
 def check_receiver_command(agent_id, env, as_json):
     """Probe the saved endpoint for the integration guide's rules; exit 1 when a required rule fails."""
-    check = conformance.check_receiver(service.get_settings(agent_id, env), CLI_ACTOR)
+    check = receiver_check.check_receiver(service.get_settings(agent_id, env), CLI_ACTOR)
     if as_json:
         click.echo(json.dumps({"url": check.url, "ranAt": check.ran_at.isoformat() + "Z", "passed": check.passed,
                                "diagnosis": check.diagnosis, "rules": check.results}, indent=2))

@@ -9,11 +9,11 @@ from helpers import login
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.crypto import secret_box
-from qlar_console.deliveries.conformance import CHECK_EVENT, check_receiver
-from qlar_console.deliveries.models import ReceiverCheck
 from qlar_console.extensions import db
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
+from qlar_console.settings.models import ReceiverCheck
+from qlar_console.settings.receiver_check import CHECK_EVENT, check_receiver
 from qlar_console.settings.service import (
     SettingsChange,
     SettingsError,
@@ -165,7 +165,7 @@ def test_one_answer_to_every_probe_is_diagnosed_once(delivery_app, receiver, sta
     assert lead in html  # the scorecard leads with the one cause ...
     assert "Compare the signature with HMAC-SHA256" not in html  # ... instead of eight unrelated fixes
     with delivery_app.app_context():
-        from qlar_console.deliveries.models import ReceiverCheck
+        from qlar_console.settings.models import ReceiverCheck
 
         assert db.session.scalar(db.select(ReceiverCheck.diagnosis)).startswith(lead)
 
@@ -200,7 +200,7 @@ def test_two_checks_sent_at_once_run_once(delivery_app, receiver):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from qlar_console.deliveries.conformance import CheckTooSoon
+    from qlar_console.settings.receiver_check import CheckTooSoon
 
     receiver.respond = lambda received: (200, {}, 0.2)  # slow enough that both are in flight together
     start = threading.Barrier(4)
@@ -223,9 +223,9 @@ def test_two_checks_sent_at_once_run_once(delivery_app, receiver):
 
 
 def test_a_slow_receiver_cannot_hold_the_check_past_its_deadline(delivery_app, receiver, monkeypatch):
-    from qlar_console.deliveries import conformance
+    from qlar_console.settings import receiver_check
 
-    monkeypatch.setattr(conformance, "CHECK_SECONDS", 2.0)  # 30 s in production; the rule, not the figure
+    monkeypatch.setattr(receiver_check, "CHECK_SECONDS", 2.0)  # 30 s in production; the rule, not the figure
     receiver.respond = lambda received: (200, {}, 0.8)  # each probe within QLAR_TIMEOUT_SECONDS (2 s)
     started = time.monotonic()
     check = _check(delivery_app)

@@ -190,9 +190,9 @@ def test_the_primary_and_another_pairs_endpoint_have_no_endpoint_page(client, ap
 def test_check_receiver_probes_the_endpoint_with_its_own_key(tmp_path):
     from conftest import dispose, make_app
 
-    from qlar_console.deliveries.conformance import CheckTooSoon, check_endpoint
     from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
     from qlar_console.receiver.certs import ensure_local_ca
+    from qlar_console.settings.receiver_check import CheckTooSoon, check_endpoint
     from qlar_console.settings.service import get_settings, signing_secrets
 
     certs = ensure_local_ca(tmp_path)

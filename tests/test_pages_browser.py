@@ -10,12 +10,12 @@ from helpers import axe_violations, sideways_overflow, wider_than
 from werkzeug.serving import make_server
 
 from qlar_console.auth.tokens import create_token
-from qlar_console.deliveries.conformance import check_receiver
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as escalations
 from qlar_console.extensions import db
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
+from qlar_console.settings.receiver_check import check_receiver
 from qlar_console.settings.service import SettingsChange, get_settings, save_settings, signing_secrets
 
 SHOTS = os.environ.get("QLAR_SCREENSHOTS")

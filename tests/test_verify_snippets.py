@@ -20,10 +20,10 @@ from conftest import dispose, make_app
 from helpers import login, stored_secret
 
 from qlar_console.clock import utcnow
-from qlar_console.deliveries.conformance import check_receiver
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
+from qlar_console.settings.receiver_check import check_receiver
 from qlar_console.settings.service import SettingsChange, get_settings, regenerate_secret, save_settings
 from qlar_console.signing import qlar_signature, standard_signature
 

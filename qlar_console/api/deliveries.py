@@ -4,9 +4,10 @@ from dataclasses import replace
 from flask import request, url_for
 from marshmallow import RAISE, fields, validate
 
-from ..deliveries import conformance, queries, service
+from ..deliveries import queries, service
 from ..engine.models import EVENT_TYPES, STATUSES
 from ..problems import ApiProblem
+from ..settings import receiver_check
 from ..settings.service import SettingsError, get_settings
 from . import actor, api_blueprint, requires
 from .schemas import StrictSchema, UtcDateTime, documented
@@ -246,8 +247,8 @@ def check_receiver(agent_id: str, env: str):
     """Check receiver: probe the saved webhook for the guide's rules (needs a saved URL; once every 10 s at most)."""
     settings = get_settings(agent_id, env)
     try:
-        check = conformance.check_receiver(settings, actor())
-    except conformance.CheckTooSoon as exc:
+        check = receiver_check.check_receiver(settings, actor())
+    except receiver_check.CheckTooSoon as exc:
         raise ApiProblem(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     except SettingsError as exc:
         raise ApiProblem(409, str(exc)) from None

@@ -8,7 +8,7 @@ from sqlalchemy import exists, select
 
 from ..audit.service import record
 from ..clock import parse_day, utcnow
-from ..engine.models import CANCELLED, FAILED, SKIPPED, Attempt, Endpoint, Event
+from ..engine.models import FAILED, Attempt, Endpoint, Event
 from ..engine.outbox import notify_dispatcher, requeue
 from ..errors import DomainError, NotFound
 from ..extensions import db
@@ -31,28 +31,6 @@ def resend(event_id: str, actor: str) -> Event:
     db.session.commit()
     notify_dispatcher()
     return event
-
-
-def missed_events(settings) -> list[Event]:
-    """Events not delivered since a 410 switched the webhook off, oldest first."""
-    if not settings.disabled_at:
-        return []
-    return list(db.session.scalars(
-        select(Event).where(Event.agent_id == settings.agent_id, Event.environment == settings.environment,
-                            Event.created_at >= settings.disabled_at - timedelta(minutes=1),
-                            Event.status.in_((FAILED, SKIPPED, CANCELLED)))
-        .order_by(Event.id)
-    ))
-
-
-def resend_missed(settings, actor: str, dismiss: bool = False) -> int:
-    """Resend what was missed while the webhook was off, oldest first (or dismiss the offer)."""
-    events = [] if dismiss else missed_events(settings)
-    for event in events:
-        resend(event.id, actor)
-    settings.disabled_reason = settings.disabled_at = None
-    db.session.commit()
-    return len(events)
 
 
 # -- Resend failed: recover after an outage ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The wire request: the one place the headers of a POST to a webhook are built and signed.
 
-Deliveries (worker.py) and the receiver check's probes (deliveries/conformance.py) both send what
+Deliveries (worker.py) and the receiver check's probes (settings/receiver_check.py) both send what
 build_request returns, so a receiver sees one header set, whatever sent it (DESIGN.md "Wire contract").
 """
 import time

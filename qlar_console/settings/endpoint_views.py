@@ -7,11 +7,10 @@ from flask_login import current_user, login_required
 from ..auth.login import require_role
 from ..clock import utcnow
 from ..crypto import MASKED
-from ..deliveries import conformance
 from ..engine.retry import parse_schedule
 from ..extensions import db
 from ..webhook_url import InvalidWebhookURL
-from . import alerting, endpoints, service
+from . import alerting, endpoints, receiver_check, service
 from .forms import GRACE_CHOICES, EndpointForm, EndpointPageForm, RegenerateForm
 from .schedule import ScheduleInForce, default_schedule_text
 from .views import _page_url, _render, _saved_form, _settings_or_404, bp
@@ -80,7 +79,7 @@ def change_endpoint(agent_id: str, env: str, endpoint_id: str, action: str):
             flash(f"Resumed: {count} held events are being delivered.", "success")
     elif action == "check":
         try:
-            check = conformance.check_endpoint(ep, actor)
+            check = receiver_check.check_endpoint(ep, actor)
         except service.SettingsError as exc:
             flash(str(exc), "error")
         else:

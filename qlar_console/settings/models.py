@@ -61,3 +61,18 @@ class EscalationSettings(SigningKeys, db.Model):
         """How the UI names this pair: agent-123 · production."""
         return f"{self.agent_id} \u00b7 {self.environment}"
 
+
+class ReceiverCheck(db.Model):
+    """One run of the receiver conformance check (its scorecard; never a secret)."""
+
+    __tablename__ = "receiver_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    environment: Mapped[str] = mapped_column(String(64))
+    ran_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ran_by: Mapped[str] = mapped_column(String(80))
+    url: Mapped[str] = mapped_column(String(2048))
+    passed: Mapped[bool]
+    results: Mapped[list] = mapped_column(JSON)
+    diagnosis: Mapped[str | None] = mapped_column(Text)  # one cause behind every failure, when there is one

@@ -5,11 +5,9 @@ from flask_login import current_user, login_required
 from ..auth.login import require_role
 from ..clock import utcnow
 from ..crypto import MASKED
-from ..deliveries import conformance
-from ..deliveries import service as deliveries
 from ..engine.alerts import recent_alerts
 from ..webhook_url import PRIVATE_WARNING, InvalidWebhookURL, check_webhook_url
-from . import alerting, endpoints, service
+from . import alerting, endpoints, missed, receiver_check, service
 from .forms import GRACE_CHOICES, EndpointForm, RegenerateForm, SettingsForm
 from .schedule import default_schedule_text, schedule_in_force
 
@@ -60,8 +58,8 @@ def _render(settings, form, pairs, *, version=None, status=200, endpoint_form=No
         now=now, grace_active=settings.previous_secret_active(now),
         can_edit=current_user.has_role("editor"), can_admin=current_user.has_role("admin"),
         schedule=schedule_in_force(settings), default_schedule=default_schedule_text(),
-        missed=deliveries.missed_events(settings) if settings.webhook_enabled else [],
-        check=conformance.latest_check(settings) if settings.webhook_url and settings.saved_at else None,
+        missed=missed.missed_events(settings) if settings.webhook_enabled else [],
+        check=receiver_check.latest_check(settings) if settings.webhook_url and settings.saved_at else None,
         health=alerting.health_view(settings), alerts=recent_alerts(settings.agent_id, settings.environment),
         draft=status != 200,  # the form holds edits the server refused: leaving the page would lose them
         additional=[(ep, alerting.health_view(settings, ep)) for ep in endpoints.additional_endpoints(settings)],
@@ -168,7 +166,7 @@ def resend_missed(agent_id: str, env: str):
     """After a 410 switched the webhook off and it was re-enabled: resend what was missed, oldest first."""
     settings = _settings_or_404(agent_id, env)
     dismiss = request.form.get("action") == "dismiss"
-    count = deliveries.resend_missed(settings, current_user.username, dismiss=dismiss)
+    count = missed.resend_missed(settings, current_user.username, dismiss=dismiss)
     flash("Dismissed." if dismiss else f"{count} missed events queued for delivery, oldest first.", "success")
     return redirect(_page_url(settings))
 
@@ -193,7 +191,7 @@ def check_receiver(agent_id: str, env: str):
     """Check receiver: probe the saved endpoint and show the scorecard on the card."""
     settings = _settings_or_404(agent_id, env)
     try:
-        check = conformance.check_receiver(settings, current_user.username)
+        check = receiver_check.check_receiver(settings, current_user.username)
     except service.SettingsError as exc:
         flash(str(exc), "error")
     else:
@@ -203,5 +201,3 @@ def check_receiver(agent_id: str, env: str):
             flash("Receiver check: some required rules failed; see the scorecard below.", "error")
     return redirect(_page_url(settings) + "#receiver-check")
 
-
-from . import endpoint_views  # noqa: E402,F401  (the Additional endpoints routes, on this blueprint)

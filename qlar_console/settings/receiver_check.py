@@ -22,9 +22,8 @@ from ..engine.outbox import freeze
 from ..engine.request import build_request
 from ..engine.send import Outcome, Sender
 from ..extensions import db
-from ..settings.models import EscalationSettings
-from ..settings.service import SettingsError, signing_secrets
-from .models import ReceiverCheck
+from .models import EscalationSettings, ReceiverCheck
+from .service import SettingsError, signing_secrets
 
 CHECK_EVENT = "qlar.conformance_check"
 MIN_INTERVAL = timedelta(seconds=10)
