@@ -18,9 +18,29 @@ MASTER_KEY = Fernet.generate_key().decode()
 FAST_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # scrypt costs ~0.2s per user
 
 
-PG_URL = os.environ.get("QLAR_TEST_DATABASE_URL")
 PG_HOWTO = ("PostgreSQL runs of the suite need QLAR_TEST_DATABASE_URL, e.g. "
             "QLAR_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test make test")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, … when pytest-xdist runs the suite (make test)
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker drops and re-creates the schema per test, so each gets a database of its
+    own beside QLAR_TEST_DATABASE_URL's (that name + _gw0, …), made afresh here and dropped at the end."""
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(url)
+    name = f"{base.database}_{WORKER}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = os.environ.get("QLAR_TEST_DATABASE_URL")
+if PG_URL and WORKER:
+    BASE_PG_URL, PG_URL = PG_URL, _worker_database(PG_URL)
 
 
 def postgres_url() -> str:
@@ -224,6 +244,27 @@ FIGURES: list[str] = []
 def figure():
     """Record a measured figure (name, value) for the summary at the end of the run."""
     return lambda name, value: FIGURES.append(f"{name}: {value}")
+
+
+def pytest_sessionfinish(session):
+    """A worker hands its figures to the controller, and drops its own database."""
+    if WORKER:
+        session.config.workeroutput["qlar_figures"] = list(FIGURES)
+        if PG_URL:
+            from sqlalchemy import create_engine, make_url, text
+
+            admin = create_engine(BASE_PG_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(PG_URL).database}" WITH (FORCE)'))
+            admin.dispose()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller gathers each worker's figures (a line every worker reports, once)."""
+    for line in getattr(node, "workeroutput", {}).get("qlar_figures", []):
+        if line not in FIGURES:
+            FIGURES.append(line)
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -238,7 +238,8 @@ def test_key_form_without_valid_token_is_400(rclient, data):
     assert post(rclient, event()).status_code == 200  # the key is unchanged
 
 
-@pytest.mark.parametrize("bad", ["", "nope", "whsec_", "whsec_not base64!", "sk_" + KEY[6:]])
+@pytest.mark.parametrize("bad", ["", "nope", "whsec_", "whsec_not base64!", "sk_" + KEY[6:]],
+                         ids=["empty", "nope", "prefix only", "not base64", "other prefix"])
 def test_key_form_refuses_a_malformed_key(rclient, bad):
     response = rclient.post("/secret", data={"token": _token(rclient), "secret": bad})
     assert response.status_code == 400
