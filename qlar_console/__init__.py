@@ -54,6 +54,7 @@ def register_blueprints(app: Flask) -> None:
     from .api import init_api
     from .audit.views import bp as audit_bp
     from .auth.account import bp as account_bp
+    from .auth.users import bp as users_bp
     from .auth.views import bp as auth_bp
     from .deliveries.views import bp as deliveries_bp
     from .escalations import purge_views  # noqa: F401  (Purge synthetic data: its routes join escalations_bp)
@@ -64,7 +65,7 @@ def register_blueprints(app: Flask) -> None:
     from .settings.verify import bp as verify_bp
     from .settings.views import bp as settings_bp
 
-    for bp in (auth_bp, account_bp, settings_bp, verify_bp, escalations_bp, event_types_bp, deliveries_bp, audit_bp,
-               observability_bp):
+    for bp in (auth_bp, account_bp, users_bp, settings_bp, verify_bp, escalations_bp, event_types_bp, deliveries_bp,
+               audit_bp, observability_bp):
         app.register_blueprint(bp)
     init_api(app)

@@ -57,6 +57,17 @@ def assert_problem(response, status: int, slug: str) -> dict:
     return body
 
 
+def sign_in(page, username: str = "editor") -> None:
+    """Log a Playwright page in through the login form as one of the fixture users."""
+    from conftest import PASSWORD
+
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
 def answer_next_dialog(page, accept: bool = True) -> list[str]:
     """Accept (or dismiss) the page's next JS dialog; the returned list receives its message."""
     messages = []

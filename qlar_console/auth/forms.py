@@ -6,7 +6,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired
 
 from ..fields import CheckboxesField
-from .models import SCOPES
+from .models import ROLES, SCOPES
 from .tokens import EXPIRY_CHOICES
 
 
@@ -49,3 +49,18 @@ class TokenForm(FlaskForm):
     scopes = CheckboxesField("Scopes", choices=[SelectChoice(s) for s in SCOPES], validate_choice=False)
     expires = SelectField("Expires", default="90d", choices=[
         SelectChoice(key, f"In {days} days" if days else "Never") for key, days in EXPIRY_CHOICES.items()])
+
+
+class UserForm(FlaskForm):
+    """Add user (the Users page): username and role; the first password is made for them."""
+
+    username = StringField("Username", filters=[lambda v: v or ""])
+    role = SelectField("Role", default="viewer", choices=[SelectChoice(role, role.capitalize()) for role in ROLES])
+    submit = SubmitField("Add user")
+
+
+class RoleForm(FlaskForm):
+    """Change role on a row of the Users page."""
+
+    role = SelectField("Role", choices=[SelectChoice(role, role.capitalize()) for role in ROLES],
+                       validate_choice=False)

@@ -3,7 +3,7 @@ and role changes, and signing a user out everywhere. The pages and `flask qlar â
 import logging
 import secrets
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 
 from ..audit.service import CLI_ACTOR, record
 from ..errors import DomainError, NotFound
@@ -140,11 +140,18 @@ def set_role(username: str, role: str, *, actor: str) -> User:
     user = get_user(username)
     if role not in ROLES:
         raise UserError(f"Role must be one of: {', '.join(ROLES)}.", "role")
+    if user.role == "admin" and role != "admin" and _admins() == 1:
+        raise UserError(f"{user.username} is the only admin: make another user admin first.", "role")
     if user.role != role:
         old, user.role = user.role, role
         record(actor, "user.role_changed", f"{user.username}: {old} -> {role}, every session signed out")
         db.session.commit()
     return user
+
+
+def _admins() -> int:
+    """How many admins there are (the rows held, so two demotions at once cannot both pass on PostgreSQL)."""
+    return len(db.session.scalars(select(User.id).where(User.role == "admin").with_for_update()).all())
 
 
 def sign_out_everywhere(user: User, *, actor: str) -> None:
