@@ -16,7 +16,7 @@ from flask_smorest import Api, Blueprint
 from flask_smorest.spec import prepare_response
 
 from ..audit.service import record
-from ..auth.tokens import Forbidden, Unauthorized, authenticate_token, authorize, token_id
+from ..auth.tokens import TokenForbidden, Unauthorized, authenticate_token, authorize, token_id
 from ..errors import DomainError
 from ..extensions import db
 from ..problems import MEDIA_TYPE, ProblemSchema, http_status, problem
@@ -89,7 +89,7 @@ def problem_from_refusal(error: DomainError, where: Callable[[str], dict | None]
     """A rule's refusal as a problem, its status by its class (problems.http_status); a 422 points at its field."""
     if isinstance(error, Unauthorized):
         return problem(401, str(error), headers={"WWW-Authenticate": 'Bearer realm="qlar", error="invalid_token"'})
-    if isinstance(error, Forbidden):
+    if isinstance(error, TokenForbidden):
         return problem(403, str(error), slug=f"forbidden-{error.kind}")
     status = http_status(error)
     if status >= 500:  # a master key problem: the operator must act

@@ -205,7 +205,7 @@ def replace_settings(document: dict, agent_id: str, env: str):
     try:
         checked = service.save_settings(settings, change, expected_version=expected, actor=actor(),
                                         as_admin=g.api_token.user.has_role("admin"))
-    except service.Conflict:
+    except service.StaleSettings:
         raise stale(settings) from None
     return _with_etag(settings_document(settings, checked.warning))
 

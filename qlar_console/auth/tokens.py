@@ -23,7 +23,7 @@ class Unauthorized(TokenError):
     """No usable token: missing, unknown, revoked or expired (401)."""
 
 
-class Forbidden(TokenError):
+class TokenForbidden(TokenError):
     """The token or its user may not do this (403); `kind` is scope or role."""
 
     def __init__(self, message: str, kind: str):
@@ -105,12 +105,12 @@ def authenticate_token(authorization: str | None, now: datetime | None = None) -
 
 
 def authorize(token: ApiToken, scope: str) -> None:
-    """Refuse (Forbidden) unless the token has `scope` and its user's role still allows it."""
+    """Refuse (TokenForbidden) unless the token has `scope` and its user's role still allows it."""
     if scope not in token.scopes:
-        raise Forbidden(f"This call needs the {scope!r} scope; the token has {', '.join(token.scopes)}.", "scope")
+        raise TokenForbidden(f"This call needs the {scope!r} scope; the token has {', '.join(token.scopes)}.", "scope")
     role = SCOPE_ROLES[scope]
     if not token.user.has_role(role):
-        raise Forbidden(f"{token.user.username} is a {token.user.role}; this call needs the {role} role.", "role")
+        raise TokenForbidden(f"{token.user.username} is a {token.user.role}; this call needs the {role} role.", "role")
 
 
 def list_tokens() -> list[ApiToken]:

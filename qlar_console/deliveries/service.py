@@ -17,7 +17,7 @@ from ..settings.service import get_settings
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(NotFound):
+class UnknownEvent(NotFound):
     """The event a delivery action names does not exist."""
 
 
@@ -25,7 +25,7 @@ def resend(event_id: str, actor: str) -> Event:
     """Queue an event again now, as a new run of tries; audited."""
     event = db.session.get(Event, event_id)
     if event is None:
-        raise DeliveryError(f"No event {event_id!r}.")
+        raise UnknownEvent(f"No event {event_id!r}.")
     requeue([event_id], actor)
     record(actor, "event.resent", event_id, agent_id=event.agent_id, environment=event.environment)
     db.session.commit()
@@ -93,7 +93,7 @@ def failed_events(agent_id: str, environment: str, window: str | None, *, lock: 
     """Resend failed's preview: the events of the pair that failed finally with their last try in the window, at
     every endpoint of the pair or only at `endpoint_id` (one row per event x endpoint).
 
-    Unknown pair: settings.NotFound; bad window: InvalidWindow; an endpoint not of the pair: InvalidEndpoint.
+    Unknown pair: settings.UnknownPair; bad window: InvalidWindow; an endpoint not of the pair: InvalidEndpoint.
     `lock` (PostgreSQL): hold the rows until the caller commits, so two confirmations at once cannot queue an
     event twice.
     """

@@ -127,7 +127,7 @@ def resend(event_id: str):
     """Resend: queue the event again now, as a new run of tries."""
     try:
         service.resend(event_id, current_user.username)
-    except service.DeliveryError:
+    except service.UnknownEvent:
         abort(404)
     flash(f"Event {event_id} queued for resend.", "success")
     return redirect(url_for("deliveries.event", event_id=event_id))

@@ -80,7 +80,7 @@ def change_endpoint(agent_id: str, env: str, endpoint_id: str, action: str):
     elif action == "check":
         try:
             check = receiver_check.check_endpoint(ep, actor)
-        except service.SettingsError as exc:
+        except (service.SettingsError, receiver_check.CheckTooSoon) as exc:
             flash(str(exc), "error")
         else:
             flash("Receiver check: every required rule passed." if check.passed else

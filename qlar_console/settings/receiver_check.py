@@ -21,6 +21,7 @@ from ..engine.models import Endpoint
 from ..engine.outbox import freeze
 from ..engine.request import build_request
 from ..engine.send import Outcome, Sender
+from ..errors import DomainError
 from ..extensions import db
 from .models import EscalationSettings, ReceiverCheck
 from .service import SettingsError, signing_secrets
@@ -32,7 +33,7 @@ REFUSED = (401, 403)
 STALE_SECONDS = 3600  # rule 11: a webhook-timestamp this old must be refused
 
 
-class CheckTooSoon(SettingsError):
+class CheckTooSoon(DomainError):
     """A check of this webhook ran less than MIN_INTERVAL ago; `retry_after` is the wait in whole seconds."""
 
     def __init__(self, message: str, retry_after: int):

@@ -30,7 +30,7 @@ class SettingsError(errors.DomainError):
     """A settings rule refused the change."""
 
 
-class NotFound(SettingsError, errors.NotFound):
+class UnknownPair(SettingsError, errors.NotFound):
     """No such agent or environment."""
 
 
@@ -38,7 +38,7 @@ class AdminOnly(SettingsError, errors.Forbidden):
     """The change touches what only an admin may set (the retry schedule)."""
 
 
-class Conflict(SettingsError, errors.Conflict):
+class StaleSettings(SettingsError, errors.Conflict):
     """Someone saved a newer version since the form was loaded."""
 
     def __init__(self, saved_by: str | None, saved_at: datetime | None):
@@ -79,12 +79,12 @@ class SettingsChange:
 
 
 def get_settings(agent_id: str, environment: str) -> EscalationSettings:
-    """The settings of one agent x environment, or NotFound."""
+    """The settings of one agent x environment, or UnknownPair."""
     settings = db.session.scalar(
         db.select(EscalationSettings).filter_by(agent_id=agent_id, environment=environment)
     )
     if settings is None:
-        raise NotFound(f"No agent {agent_id!r} with environment {environment!r}.")
+        raise UnknownPair(f"No agent {agent_id!r} with environment {environment!r}.")
     return settings
 
 
@@ -162,7 +162,7 @@ def save_settings(settings: EscalationSettings, change: SettingsChange, *, expec
     if result.rowcount != 1:
         db.session.rollback()
         db.session.refresh(settings)
-        raise Conflict(settings.saved_by, settings.saved_at)
+        raise StaleSettings(settings.saved_by, settings.saved_at)
     state = "enabled" if change.webhook_enabled else "disabled"
     record(
         actor, "settings.saved",

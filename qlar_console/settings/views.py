@@ -18,7 +18,7 @@ def _settings_or_404(agent_id: str, env: str):
     """The settings of the page's agent x environment, or 404."""
     try:
         return service.get_settings(agent_id, env)
-    except service.NotFound:
+    except service.UnknownPair:
         abort(404)
 
 
@@ -102,7 +102,7 @@ def escalation(agent_id: str, env: str):
     try:
         checked = service.save_settings(settings, change, expected_version=expected, actor=current_user.username,
                                         as_admin=current_user.has_role("admin"))
-    except service.Conflict as exc:
+    except service.StaleSettings as exc:
         flash(str(exc), "error")
         return _render(settings, form, pairs, status=409)  # now carries the newest version: Save again overwrites
     except service.AdminOnly as exc:  # a field this user's page does not show: say so at the top
@@ -192,7 +192,7 @@ def check_receiver(agent_id: str, env: str):
     settings = _settings_or_404(agent_id, env)
     try:
         check = receiver_check.check_receiver(settings, current_user.username)
-    except service.SettingsError as exc:
+    except (service.SettingsError, receiver_check.CheckTooSoon) as exc:
         flash(str(exc), "error")
     else:
         if check.passed:
