@@ -4,8 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, sideways_overflow
+from helpers import axe_violations, sideways_overflow, sign_in
 from playwright.sync_api import expect
 
 
@@ -20,10 +19,7 @@ def check_page(page) -> None:
 
 
 def log_in(page, username="admin"):
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, username)
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, login, sideways_overflow, wider_than
+from helpers import axe_violations, login, sideways_overflow, sign_in, wider_than
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.audit.service import ACTION_NAMES, PAGE_SIZE, action_name
@@ -125,10 +124,7 @@ def audit_page(browser, live_server):
         context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900})
         contexts.append(context)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill("viewer")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "viewer")
         page.wait_for_url("**/")
         page.goto("/audit")
         return page

@@ -3,8 +3,7 @@
 import re
 
 import pytest
-from conftest import PASSWORD
-from helpers import stored_secret
+from helpers import sign_in, stored_secret
 from playwright.sync_api import Page, expect
 
 ESCALATION = "/agents/agent-123/production/escalation"
@@ -35,10 +34,7 @@ def page(new_page) -> Page:
 
 def open_escalation(page: Page, username: str = "editor") -> None:
     """Log in through the form as `username` and open agent-123 · production's Escalation page."""
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, username)
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     page.goto(ESCALATION)
     expect(page.get_by_role("heading", name="Escalation", exact=True)).to_be_visible()

@@ -1,6 +1,5 @@
 """Real-browser test (Playwright + Debian Chromium) of the API tokens page: create, Copy, Revoke."""
-from conftest import PASSWORD
-from helpers import answer_next_dialog, api_token, axe_violations, sideways_overflow, wider_than
+from helpers import answer_next_dialog, api_token, axe_violations, sideways_overflow, sign_in, wider_than
 from playwright.sync_api import expect
 
 from qlar_console.auth.models import ApiToken
@@ -16,10 +15,7 @@ def test_create_copy_and_revoke_a_token(browser, live_server):
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page = context.new_page()
     try:
-        page.goto("/login")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "admin")
         page.get_by_role("navigation", name="Main").get_by_role("link", name="API tokens").click()
         expect(page.get_by_role("heading", name="API tokens", exact=True)).to_be_visible()
 
@@ -64,10 +60,7 @@ def test_tokens_page_passes_axe_and_fits_small_screens(browser, live_server):
     context = browser.new_context(base_url=base_url)
     page = context.new_page()
     try:
-        page.goto("/login")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "admin")
         page.goto("/tokens")
         expect(page.get_by_role("group", name="Scopes").get_by_role("checkbox")).to_have_count(3)
         assert axe_violations(page) == [] and wider_than(page, 1280) == []

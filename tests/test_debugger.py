@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from helpers import login
+from helpers import login, sign_in
 
 from qlar_console.crypto import generate_secret, secret_box
 from qlar_console.deliveries.debugger import diagnose
@@ -110,7 +110,6 @@ def test_debugger_in_the_browser_says_the_replaced_key_no_longer_validates(deliv
     """After Regenerate Key with no grace period, a signature made with the replaced key is shown in red."""
     import threading
 
-    from conftest import PASSWORD
     from playwright.sync_api import expect
     from werkzeug.serving import make_server
 
@@ -127,10 +126,7 @@ def test_debugger_in_the_browser_says_the_replaced_key_no_longer_validates(deliv
     context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}")
     try:
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill("viewer")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "viewer")
         page.goto(f"/deliveries/{event_id}")
         page.get_by_label("Signature debugger").first.fill(qlar_signature(old, body))
         page.get_by_role("button", name="Check signature").first.click()

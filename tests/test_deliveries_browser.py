@@ -3,8 +3,7 @@ page's Copy and folded attempts, and zero axe violations on both pages."""
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, sideways_overflow, wider_than
+from helpers import axe_violations, sideways_overflow, sign_in, wider_than
 from playwright.sync_api import Page, expect
 
 from qlar_console.clock import utcnow
@@ -55,10 +54,7 @@ def new_page(browser, log):
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
         contexts.append(context)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill("viewer")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "viewer")
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         return page
 

@@ -4,8 +4,7 @@ violations on the endpoint page; screenshots at 1280 and 390 px to QLAR_SCREENSH
 import os
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, sideways_overflow
+from helpers import axe_violations, sideways_overflow, sign_in
 from playwright.sync_api import Page, expect
 
 from qlar_console.engine.models import Endpoint
@@ -26,10 +25,7 @@ def open_as(browser, live_server):
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
         contexts.append(context)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, username)
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         page.goto(ESCALATION)
         return page

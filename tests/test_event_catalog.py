@@ -6,8 +6,7 @@ import json
 import random
 
 import pytest
-from conftest import PASSWORD
-from helpers import PAGE, axe_violations, sideways_overflow, wider_than
+from helpers import PAGE, axe_violations, sideways_overflow, sign_in, wider_than
 from jsonschema import Draft202012Validator, FormatChecker
 
 from qlar_console.engine.models import EVENT_TYPES, Event
@@ -167,10 +166,7 @@ def test_the_page_passes_axe_and_fits(browser, live_server, width, scheme):
     base_url, _ = live_server
     context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900}, color_scheme=scheme)
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill("viewer")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "viewer")
     page.wait_for_url(f"{base_url}/")
     page.goto("/event-types")
     assert page.get_by_role("heading", name="Event types").is_visible()

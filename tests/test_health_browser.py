@@ -3,8 +3,7 @@ Alerts fields saved by Save; no axe violations, nothing sideways at 390 px. QLAR
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, keep_screenshot, sideways_overflow
+from helpers import axe_violations, keep_screenshot, sideways_overflow, sign_in
 from playwright.sync_api import Page, expect
 
 from qlar_console.clock import utcnow
@@ -49,10 +48,7 @@ def open_as(browser, live_server):
                                       color_scheme=scheme)
         contexts.append(context)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, username)
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         page.goto(ESCALATION)
         return page

@@ -3,8 +3,7 @@ import html
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, login, sideways_overflow, wider_than
+from helpers import axe_violations, login, sideways_overflow, sign_in, wider_than
 from sqlalchemy import event as sa_event
 
 from qlar_console.clock import utcnow
@@ -116,10 +115,7 @@ def new_page(browser, live_server):
                                       color_scheme="dark" if dark else "light")
         contexts.append(context)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill("viewer")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "viewer")
         page.wait_for_url("**/")
         return page
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import PASSWORD, dispose, make_app
-from helpers import axe_violations, keep_screenshot, login, sideways_overflow, wider_than
+from helpers import axe_violations, keep_screenshot, login, sideways_overflow, sign_in, wider_than
 from playwright.sync_api import expect
 
 from qlar_console.audit.models import AuditEntry
@@ -238,10 +238,7 @@ def test_purge_and_traffic_filter_in_a_browser(browser, live_server, width, sche
     context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900}, color_scheme=scheme)
     try:
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "admin")
 
         page.goto("/deliveries")
         page.get_by_label("Traffic").select_option("only")

@@ -9,7 +9,8 @@ import threading
 import time
 
 import pytest
-from conftest import PASSWORD, make_app
+from conftest import make_app
+from helpers import sign_in
 from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
@@ -65,10 +66,7 @@ def test_qa_flow_run_regenerate_and_rotate_receiver_key(browser, stack):
     context = browser.new_context(base_url=console, ignore_https_errors=True)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=console)
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill("editor")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "editor")
 
     # Step 10: Run test flow -> created, claimed, completed arrive, each with a valid signature, in order.
     page.goto("/escalations?agent=agent-123&env=staging")
@@ -107,10 +105,7 @@ def test_check_receiver_from_the_card(browser, stack):
     console, _ = stack
     context = browser.new_context(base_url=console)
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill("editor")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "editor")
     page.goto("/agents/agent-123/staging/escalation")
     url = page.get_by_label("Webhook URL", exact=True)
     saved = url.input_value()

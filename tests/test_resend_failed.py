@@ -8,8 +8,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import PASSWORD, dispose, make_app
-from helpers import api_token, assert_problem, axe_violations, login, sideways_overflow, wider_than
+from conftest import dispose, make_app
+from helpers import api_token, assert_problem, axe_violations, login, sideways_overflow, sign_in, wider_than
 from playwright.sync_api import expect
 
 from qlar_console.audit.models import AuditEntry
@@ -322,10 +322,7 @@ def test_page_flow_in_a_browser(browser, live_server, width):
     context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900})
     try:
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill("editor")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, "editor")
         page.goto("/deliveries")
         assert sideways_overflow(page) == 0 and not wider_than(page, width)
         page.get_by_role("link", name="Resend failed…").click()

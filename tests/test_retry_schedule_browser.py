@@ -3,8 +3,7 @@ no field; no axe violations, nothing sideways at 390 px. QLAR_SCREENSHOTS=DIR ke
 import os
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, sideways_overflow
+from helpers import axe_violations, sideways_overflow, sign_in
 from playwright.sync_api import Page, expect
 
 from qlar_console.settings.service import get_settings
@@ -24,10 +23,7 @@ def open_as(browser, live_server):
                                       color_scheme=scheme)
         contexts.append(context)
         page = context.new_page()
-        page.goto("/login")
-        page.get_by_label("Username").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
+        sign_in(page, username)
         expect(page.get_by_role("button", name="Log out")).to_be_visible()
         page.goto(ESCALATION)
         return page

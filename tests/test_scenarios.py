@@ -6,8 +6,16 @@ import re
 import time
 
 import pytest
-from conftest import PASSWORD
-from helpers import api_token, assert_problem, axe_violations, keep_screenshot, login, sideways_overflow, wider_than
+from helpers import (
+    api_token,
+    assert_problem,
+    axe_violations,
+    keep_screenshot,
+    login,
+    sideways_overflow,
+    sign_in,
+    wider_than,
+)
 from playwright.sync_api import expect
 
 from qlar_console.engine.models import Event
@@ -370,10 +378,7 @@ def _browse(browser, base_url: str, width: int, scheme: str):
     """A logged-in editor's page on the Escalations page at `width` px in `scheme`; (context, page)."""
     context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900}, color_scheme=scheme)
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill("editor")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "editor")
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     page.goto("/escalations?agent=agent-123&env=production")
     return context, page

@@ -4,8 +4,7 @@ import re
 import time
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, login, sideways_overflow, wider_than
+from helpers import axe_violations, login, sideways_overflow, sign_in, wider_than
 from playwright.sync_api import expect
 
 from qlar_console.audit.models import AuditEntry
@@ -109,10 +108,7 @@ def test_viewers_see_no_form_and_cannot_simulate(app, client):
 def _logged_in(context, username: str = "editor"):
     """A page of `context` logged in through the form."""
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, username)
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     return page
 

@@ -8,8 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import PASSWORD
-from helpers import axe_violations, login, sideways_overflow, stored_secret, wider_than
+from helpers import axe_violations, login, sideways_overflow, sign_in, stored_secret, wider_than
 from markupsafe import escape
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
@@ -234,10 +233,7 @@ def test_copy_as_curl_in_a_browser(browser, served, delivery_app):
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill("viewer")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "viewer")
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     problems = []
     for width, scheme in ((1280, "light"), (390, "dark")):

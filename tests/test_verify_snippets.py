@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import dispose, make_app
-from helpers import login, stored_secret
+from helpers import login, sign_in, stored_secret
 
 from qlar_console.clock import utcnow
 from qlar_console.engine.models import Event
@@ -327,17 +327,13 @@ def test_escalation_card_links_each_language_without_the_code(page_app):
 
 @pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "dark")])
 def test_card_and_snippet_pages_in_a_browser(browser, live_server, width, scheme):
-    from conftest import PASSWORD
     from helpers import axe_violations, sideways_overflow
 
     console, _ = live_server
     context = browser.new_context(base_url=console, viewport={"width": width, "height": 900}, color_scheme=scheme)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=console)
     page = context.new_page()
-    page.goto("/login")
-    page.get_by_label("Username").fill("editor")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    sign_in(page, "editor")
     page.wait_for_url(f"{console}/")
     page.goto("/agents/agent-123/production/escalation")
     page.get_by_text("Verify in your receiver").click()
