@@ -222,6 +222,32 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
+@pytest.fixture
+def open_as(browser, live_server):
+    """Factory: log in as a fixture user in a fresh context (width, colour scheme; clipboard allowed) and open
+    `path` (the Escalation page of agent-123 · production by default); the contexts close after the test."""
+    from helpers import PAGE, sign_in
+    from playwright.sync_api import expect
+
+    base_url, _ = live_server
+    contexts = []
+
+    def make(username: str = "editor", width: int = 1280, scheme: str = "light", path: str = PAGE):
+        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
+                                      color_scheme=scheme)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+        contexts.append(context)
+        page = context.new_page()
+        sign_in(page, username)
+        expect(page.get_by_role("button", name="Log out")).to_be_visible()
+        page.goto(path)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Debian Chromium for the session (skipped without it locally, a failure in CI)."""

@@ -67,6 +67,24 @@ def sign_in(page, username: str = "editor") -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def leaving_asks(page) -> list[str]:
+    """Follow the agent switcher's staging link, dismissing what the page asks: the dialogs' types (["beforeunload"]
+    when an unsaved edit holds the page)."""
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.once("dialog", stay)
+    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
+    for _ in range(50):
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    return asked
+
+
 def answer_next_dialog(page, accept: bool = True) -> list[str]:
     """Accept (or dismiss) the page's next JS dialog; the returned list receives its message."""
     messages = []

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from helpers import sign_in, stored_secret
+from helpers import leaving_asks, sign_in, stored_secret
 from playwright.sync_api import Page, expect
 
 ESCALATION = "/agents/agent-123/production/escalation"
@@ -237,27 +237,17 @@ def test_leaving_with_unsaved_edits_warns(page):
     open_escalation(page)
     switch(page).check()
     url_field(page).fill("https://example.com/unsaved")
-    asked = []
-
-    def stay(dialog):
-        asked.append(dialog.type)
-        dialog.dismiss()
-
-    page.once("dialog", stay)
-    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
-    for _ in range(50):
-        if asked:
-            break
-        page.wait_for_timeout(100)
-    assert asked == ["beforeunload"]
+    assert leaving_asks(page) == ["beforeunload"]
     assert page.url.endswith(ESCALATION)
     expect(url_field(page)).to_have_value("https://example.com/unsaved")
 
-    save(page)  # Save itself never asks
+    save(page)  # Save itself never asks, nor does leaving once saved
     expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
     page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
     page.wait_for_url("**/staging/escalation")
-    assert asked == ["beforeunload"]
+    assert asked == []
 
 
 def test_https_rule_checked_as_you_type(page):

@@ -3,36 +3,13 @@ own page with its switch, Copy (to the clipboard, never into the page) and the R
 violations on the endpoint page; screenshots at 1280 and 390 px to QLAR_SCREENSHOTS (default /tmp/shots)."""
 import os
 
-import pytest
-from helpers import axe_violations, sideways_overflow, sign_in
+from helpers import axe_violations, sideways_overflow
 from playwright.sync_api import Page, expect
 
 from qlar_console.engine.models import Endpoint
 from qlar_console.extensions import db
 
-ESCALATION = "/agents/agent-123/production/escalation"
 SHOTS = os.environ.get("QLAR_SCREENSHOTS", "/tmp/shots")
-
-
-@pytest.fixture
-def open_as(browser, live_server):
-    """Factory: log in as a user in a fresh context (width; clipboard allowed) and open the Escalation page."""
-    base_url, _ = live_server
-    contexts = []
-
-    def make(username: str = "editor", width: int = 1280) -> Page:
-        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900})
-        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
-        contexts.append(context)
-        page = context.new_page()
-        sign_in(page, username)
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
-        page.goto(ESCALATION)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def shot(page: Page, name: str) -> None:

@@ -3,8 +3,8 @@ Alerts fields saved by Save; no axe violations, nothing sideways at 390 px. QLAR
 from datetime import timedelta
 
 import pytest
-from helpers import axe_violations, keep_screenshot, sideways_overflow, sign_in
-from playwright.sync_api import Page, expect
+from helpers import axe_violations, keep_screenshot, leaving_asks, sideways_overflow
+from playwright.sync_api import expect
 
 from qlar_console.clock import utcnow
 from qlar_console.engine.models import Alert
@@ -12,7 +12,6 @@ from qlar_console.extensions import db
 from qlar_console.settings.alerting import health_view, primary_endpoint
 from qlar_console.settings.service import get_settings
 
-ESCALATION = "/agents/agent-123/production/escalation"
 REASON = "Failing for 30 min (QLAR_PAUSE_AFTER) with no success."
 
 
@@ -35,27 +34,6 @@ def pause(app) -> None:
                                  sent_at=now if status == "sent" else None, next_attempt_at=now + timedelta(minutes=1),
                                  last_error=None if status == "sent" else "Connection refused"))
         db.session.commit()
-
-
-@pytest.fixture
-def open_as(browser, live_server):
-    """Factory: log in as a user in a fresh context (width, colour scheme) and open the Escalation page."""
-    base_url, _ = live_server
-    contexts = []
-
-    def make(username: str = "editor", width: int = 1280, scheme: str = "light") -> Page:
-        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
-                                      color_scheme=scheme)
-        contexts.append(context)
-        page = context.new_page()
-        sign_in(page, username)
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
-        page.goto(ESCALATION)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def test_the_paused_badge_and_resume_now(open_as, live_server):
@@ -106,19 +84,7 @@ def test_alert_recipients_are_saved_with_the_page(open_as, live_server):
 def test_an_unsaved_alert_email_warns_before_leaving(open_as):
     page = open_as("editor")
     page.get_by_label("Alert emails").fill("ops@x.example")
-    asked = []
-
-    def stay(dialog):
-        asked.append(dialog.type)
-        dialog.dismiss()
-
-    page.once("dialog", stay)
-    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
-    for _ in range(50):
-        if asked:
-            break
-        page.wait_for_timeout(100)
-    assert asked == ["beforeunload"]
+    assert leaving_asks(page) == ["beforeunload"]
 
 
 @pytest.mark.parametrize(("username", "width", "scheme"), [("editor", 1280, "light"), ("editor", 390, "dark"),

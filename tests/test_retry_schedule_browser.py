@@ -3,34 +3,12 @@ no field; no axe violations, nothing sideways at 390 px. QLAR_SCREENSHOTS=DIR ke
 import os
 
 import pytest
-from helpers import axe_violations, sideways_overflow, sign_in
+from helpers import axe_violations, leaving_asks, sideways_overflow
 from playwright.sync_api import Page, expect
 
 from qlar_console.settings.service import get_settings
 
-ESCALATION = "/agents/agent-123/production/escalation"
 SHOTS = os.environ.get("QLAR_SCREENSHOTS")
-
-
-@pytest.fixture
-def open_as(browser, live_server):
-    """Factory: log in as a user in a fresh context (width, colour scheme) and open the Escalation page."""
-    base_url, _ = live_server
-    contexts = []
-
-    def make(username: str, width: int = 1280, scheme: str = "light") -> Page:
-        context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
-                                      color_scheme=scheme)
-        contexts.append(context)
-        page = context.new_page()
-        sign_in(page, username)
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
-        page.goto(ESCALATION)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def _shot(page: Page, name: str) -> None:
@@ -69,19 +47,7 @@ def test_an_unsaved_schedule_warns_before_leaving(open_as):
     page = open_as("admin")
     page.get_by_text("Advanced", exact=True).click()
     page.get_by_label("Retry schedule").fill("1s")
-    asked = []
-
-    def stay(dialog):
-        asked.append(dialog.type)
-        dialog.dismiss()
-
-    page.once("dialog", stay)
-    page.get_by_role("navigation", name="Agent and environment").get_by_role("link", name="staging").click()
-    for _ in range(50):
-        if asked:
-            break
-        page.wait_for_timeout(100)
-    assert asked == ["beforeunload"]
+    assert leaving_asks(page) == ["beforeunload"]
     expect(page.get_by_label("Retry schedule")).to_have_value("1s")
 
 
