@@ -13,10 +13,9 @@ from qlar_console.extensions import db
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
 from qlar_console.settings.models import ReceiverCheck
-from qlar_console.settings.receiver_check import CHECK_EVENT, check_receiver
+from qlar_console.settings.receiver_check import CHECK_EVENT, CheckTooSoon, check_receiver
 from qlar_console.settings.service import (
     SettingsChange,
-    SettingsError,
     get_settings,
     regenerate_secret,
     save_settings,
@@ -122,7 +121,7 @@ def test_check_is_audited_rate_limited_and_secret_free(delivery_app, receiver):
     check = _check(delivery_app)
     with delivery_app.app_context():
         secret = secret_box().decrypt(get_settings(*ENV).secret_ciphertext)
-        with pytest.raises(SettingsError, match="wait"):
+        with pytest.raises(CheckTooSoon, match="wait"):
             check_receiver(get_settings(*ENV), "editor")
         entry = db.session.scalar(db.select(AuditEntry).filter_by(action="webhook.receiver_checked"))
     assert "failed rules 3, 4, 5, 6" in entry.details
