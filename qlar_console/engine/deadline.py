@@ -2,9 +2,10 @@
 
 A socket timeout bounds each recv, not the try: a receiver that drips its answer one byte at a time would
 hold a sender for minutes. `Watchdog.arm()` starts a try's clock on the calling thread; the urllib3
-connection classes below tell the armed try which socket they use (a dup of its descriptor, owned by the
-try, so a descriptor number the sender has since closed and reused is never touched); at the deadline the
-watchdog shuts that socket down, which ends whatever connect, TLS handshake, send or read blocks on it.
+connection classes below tell the armed try which socket they use (a dup of its descriptor, made once per
+socket and closed with the connection, so a descriptor number the sender has since closed and reused is never
+touched); at the deadline the watchdog shuts that socket down, which ends whatever connect, TLS handshake,
+send or read blocks on it.
 """
 import heapq
 import itertools
@@ -28,14 +29,13 @@ _current = threading.local()  # .armed: the Try of this thread's send in progres
 class Try:
     """One armed try: its deadline and the socket to shut down when it passes."""
 
-    __slots__ = ("expires", "expired", "done", "conn", "_sock", "_fd", "_lock")
+    __slots__ = ("expires", "expired", "done", "conn", "_sock", "_lock")
 
     def __init__(self, expires: float):
         self.expires = expires
         self.expired = False  # set (once) by the watchdog when the deadline passed during the try
         self.conn = None  # the urllib3 connection in use, closed after a cut so it never serves again
-        self._sock: socket.socket | None = None  # our dup of the socket in use
-        self._fd = -1  # the descriptor number it duplicates
+        self._sock: socket.socket | None = None  # the connection's dup of the socket in use
         self.done = False  # ended: the watchdog leaves it alone
         self._lock = threading.Lock()
 
@@ -43,18 +43,18 @@ class Try:
         """Seconds until the deadline (negative once it passed)."""
         return self.expires - time.monotonic()
 
-    def watch(self, conn, sock: socket.socket, *, new: bool = False) -> None:
-        """Called by the connection on the sending thread: `sock` (a `new` one, or in use) is what to cut."""
-        self.conn = conn
-        if not new and sock.fileno() == self._fd:  # already watched (the same socket, since wrapped in TLS)
-            return
-        spare = socket.fromfd(sock.fileno(), sock.family, sock.type)  # works for SSL sockets too
+    def watch(self, conn, spare: socket.socket) -> None:
+        """Called by the connection on the sending thread: `spare` (its dup of the socket in use) is what to cut."""
         with self._lock:
-            old, self._sock, self._fd = self._sock, spare, sock.fileno()
+            self.conn, self._sock = conn, spare
             if self.expired:  # the deadline passed before this socket existed (during connect)
                 _shut(spare)
-        if old is not None:
-            old.close()
+
+    def forget(self, spare: socket.socket | None) -> None:
+        """Called by the connection on the sending thread before it closes `spare`: never cut it from now on."""
+        with self._lock:
+            if self._sock is spare:
+                self._sock = None
 
     def cut(self) -> None:
         """Called by the watchdog at the deadline: shut the socket down unless the try already ended."""
@@ -69,9 +69,7 @@ class Try:
         """End the try (the watchdog no longer touches it); True when it was cut."""
         with self._lock:
             self.done = True
-            sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
+            self._sock = None
         if self.expired and self.conn is not None:
             self.conn.close()  # even if urllib3 already put it back in the pool: it reconnects before reuse
         self.conn = None
@@ -145,7 +143,13 @@ class Watchdog:
 
 
 class _TimedConnection:
-    """urllib3 connection mixin: tells the thread's armed try which socket it uses, connects within its time."""
+    """urllib3 connection mixin: tells the thread's armed try which socket it uses, connects within its time.
+
+    Each socket gets one dup (`_spare`), made when it connects and closed when the connection closes (or
+    connects again), so a kept-alive connection costs its tries no system call."""
+
+    _spare: socket.socket | None = None
+    _spare_fd = -1  # the descriptor number the spare duplicates
 
     def _new_conn(self):
         armed = getattr(_current, "armed", None)
@@ -153,15 +157,33 @@ class _TimedConnection:
             left = max(armed.left(), 0.001)
             self.timeout = left if self.timeout is None else min(self.timeout, left)
         sock = super()._new_conn()
+        self._drop_spare(armed)
+        self._spare, self._spare_fd = socket.fromfd(sock.fileno(), sock.family, sock.type), sock.fileno()
         if armed is not None:
-            armed.watch(self, sock, new=True)  # before the TLS handshake, which a receiver can drip too
+            armed.watch(self, self._spare)  # before the TLS handshake, which a receiver can drip too
         return sock
 
     def request(self, *args, **kwargs):
         armed = getattr(_current, "armed", None)
-        if armed is not None and self.sock is not None:  # a kept-alive connection from the pool
-            armed.watch(self, self.sock)
+        sock = self.sock
+        if armed is not None and sock is not None:  # a kept-alive connection from the pool
+            if self._spare is None or sock.fileno() != self._spare_fd:  # not connected by _new_conn
+                self._drop_spare(armed)
+                self._spare, self._spare_fd = socket.fromfd(sock.fileno(), sock.family, sock.type), sock.fileno()
+            armed.watch(self, self._spare)  # the same socket since wrapped in TLS: the same descriptor
         return super().request(*args, **kwargs)
+
+    def close(self):
+        self._drop_spare(getattr(_current, "armed", None))
+        super().close()
+
+    def _drop_spare(self, armed: Try | None) -> None:
+        """Close the spare (the try watching it lets go first, so the watchdog never shuts a closed one)."""
+        spare, self._spare, self._spare_fd = self._spare, None, -1
+        if spare is not None:
+            if armed is not None:
+                armed.forget(spare)
+            spare.close()
 
 
 class TimedHTTPConnection(_TimedConnection, HTTPConnection):
