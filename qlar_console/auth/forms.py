@@ -58,9 +58,3 @@ class UserForm(FlaskForm):
     role = SelectField("Role", default="viewer", choices=[SelectChoice(role, role.capitalize()) for role in ROLES])
     submit = SubmitField("Add user")
 
-
-class RoleForm(FlaskForm):
-    """Change role on a row of the Users page."""
-
-    role = SelectField("Role", choices=[SelectChoice(role, role.capitalize()) for role in ROLES],
-                       validate_choice=False)
