@@ -97,6 +97,8 @@ def load_config(app: Flask, overrides: dict | None) -> None:
 def trusted_cas(app: Flask) -> list[str]:
     """CA files the sender trusts besides the system bundle: QLAR_CA_BUNDLE, and the demo's local CA if present."""
     extras = [app.config["CA_BUNDLE"]] if app.config.get("CA_BUNDLE") else []
+    if extras and not Path(extras[0]).is_file():  # the sender loads it at its first send: refuse to start now
+        raise RuntimeError(f"QLAR_CA_BUNDLE is {extras[0]}, which is not a file: point it at a PEM file of CAs.")
     local_ca = Path(app.instance_path) / LOCAL_CA_DIR / "ca.pem"
     if local_ca.exists():
         extras.append(str(local_ca))

@@ -1,6 +1,8 @@
 """Small helpers shared by the tests (imported explicitly, never star-imported)."""
 import os
 import re
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 PAGE = "/agents/agent-123/production/escalation"
@@ -19,6 +21,23 @@ def save_form(version: int, url: str = "https://example.com/hooks/qlar", enabled
         data["webhook_enabled"] = "y"
     data.update(extra)
     return data
+
+
+@contextmanager
+def served(app):
+    """A WSGI app (the console, the reference receiver) over real HTTP on a free loopback port, in a thread;
+    yields its base URL. The thread checks for shutdown every 50 ms, so stopping it costs no test half a second."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def login(client, username: str = "editor") -> None:

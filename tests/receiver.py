@@ -39,7 +39,7 @@ class Receiver:
         self._cond = threading.Condition()
         self.server = make_server("127.0.0.1", port, self._app, threaded=True, ssl_context=context)
         self.url = f"https://127.0.0.1:{self.server.server_port}/webhook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @Request.application

@@ -7,8 +7,7 @@ import threading
 from pathlib import Path
 
 from conftest import dispose, make_app
-from helpers import api_token
-from werkzeug.serving import make_server
+from helpers import api_token, served
 
 from qlar_console.engine.models import Event
 from qlar_console.escalations import jobs
@@ -28,21 +27,17 @@ def test_schemathesis_finds_nothing(tmp_path, database_url, figure):
         event_id = db.session.scalar(db.select(Event.id).filter_by(escalation_id=escalation_id))
         job_id = jobs.start_job("agent-123", "staging", flows=1, wait_seconds=0, actor="test").id
         ids = {"QLAR_FUZZ_ESCALATION": escalation_id, "QLAR_FUZZ_EVENT": event_id, "QLAR_FUZZ_JOB": job_id}
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     report = tmp_path / "schemathesis.json"
     try:
-        run = subprocess.run(
-            [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "run",
-             f"http://127.0.0.1:{server.server_port}/api/v1/openapi.json", "--checks", "all", "--seed", "1",
-             "--no-color", "--report", "json", "--report-json-path", str(report)],
-            env={**os.environ, **ids, "QLAR_FUZZ_TOKEN": token},
-            capture_output=True, text=True, timeout=900, cwd=tmp_path,
-        )
+        with served(app) as console:
+            run = subprocess.run(
+                [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "run",
+                 f"{console}/api/v1/openapi.json", "--checks", "all", "--seed", "1",
+                 "--no-color", "--report", "json", "--report-json-path", str(report)],
+                env={**os.environ, **ids, "QLAR_FUZZ_TOKEN": token},
+                capture_output=True, text=True, timeout=900, cwd=tmp_path,
+            )
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         with app.app_context():  # the simulate jobs the fuzzer started stop at their next report
             for job in db.session.scalars(db.select(SimulationJob).filter_by(finished_at=None)):
                 jobs.cancel_job(job, "test")

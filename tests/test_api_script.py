@@ -3,13 +3,11 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 from conftest import dispose, make_app
-from helpers import api_token, stored_secret
-from werkzeug.serving import make_server
+from helpers import api_token, served, stored_secret
 
 from qlar_console.escalations.models import Escalation
 from qlar_console.extensions import db
@@ -28,23 +26,18 @@ def test_a_pipeline_with_curl_alone_configures_runs_and_sees_the_events(tmp_path
                    RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4)
     token = api_token(app, "editor", "read", "write", "secrets")["Authorization"].split()[1]
     app.extensions["qlar_dispatcher"].start()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     started = time.monotonic()
     try:
-        run = subprocess.run(
-            ["bash", "-c", readme_script()], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-            env={**os.environ, "CONSOLE": f"http://127.0.0.1:{server.server_port}", "QLAR_TOKEN": token,
-                 "RECEIVER_URL": receiver.url},
-        )
+        with served(app) as console:
+            run = subprocess.run(
+                ["bash", "-c", readme_script()], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                env={**os.environ, "CONSOLE": console, "QLAR_TOKEN": token, "RECEIVER_URL": receiver.url},
+            )
         took = time.monotonic() - started
         assert run.returncode == 0, run.stderr[-3000:]
         with app.app_context():
             escalation_id = db.session.scalar(db.select(Escalation.id).filter_by(claimed_by="qa-bot"))
     finally:
-        server.shutdown()
-        thread.join(timeout=5)
         dispose(app)
 
     secret = stored_secret(app, "staging")

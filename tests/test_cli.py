@@ -169,6 +169,12 @@ def test_production_refuses_to_start_without_secret_key(tmp_path, monkeypatch):
         create_app({"ENV": "production", "INSTANCE_PATH": str(tmp_path)})
 
 
+def test_a_missing_ca_bundle_refuses_to_start_naming_the_file(tmp_path):
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(RuntimeError, match=f"QLAR_CA_BUNDLE is {missing}, which is not a file"):
+        make_app(tmp_path, CA_BUNDLE=str(missing))
+
+
 def test_escalation_commands_drive_the_lifecycle(runner, app):
     created = runner.invoke(args=["qlar", "escalation", "create", "agent-123", "production"])
     assert created.exit_code == 0

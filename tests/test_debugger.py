@@ -3,10 +3,11 @@ import base64
 import hashlib
 import hmac
 import json
+from contextlib import closing
 from datetime import datetime, timedelta
 
 import pytest
-from helpers import login, sign_in
+from helpers import login, served, sign_in
 
 from qlar_console.crypto import generate_secret, secret_box
 from qlar_console.deliveries.debugger import diagnose
@@ -108,10 +109,7 @@ def test_debugger_on_attempt_page_after_regenerate(delivery_app, receiver):
 
 def test_debugger_in_the_browser_says_the_replaced_key_no_longer_validates(delivery_app, receiver, browser):
     """After Regenerate Key with no grace period, a signature made with the replaced key is shown in red."""
-    import threading
-
     from playwright.sync_api import expect
-    from werkzeug.serving import make_server
 
     receiver.respond = lambda r: (401, {}, 0)
     with delivery_app.app_context():
@@ -121,10 +119,7 @@ def test_debugger_in_the_browser_says_the_replaced_key_no_longer_validates(deliv
         delivery_app.extensions["qlar_dispatcher"].drain(limit=1)
         event = db.session.scalars(db.select(Event)).one()
         event_id, body = event.id, event.body
-    server = make_server("127.0.0.1", 0, delivery_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}")
-    try:
+    with served(delivery_app) as base_url, closing(browser.new_context(base_url=base_url)) as context:
         page = context.new_page()
         sign_in(page, "viewer")
         page.goto(f"/deliveries/{event_id}")
@@ -134,6 +129,3 @@ def test_debugger_in_the_browser_says_the_replaced_key_no_longer_validates(deliv
         expect(verdict).to_contain_text("Matches the previous key, which stopped validating at")
         expect(verdict).not_to_contain_text("this signature is valid")
         expect(verdict).to_have_class("verdict verdict-bad")
-    finally:
-        context.close()
-        server.shutdown()

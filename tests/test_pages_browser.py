@@ -1,13 +1,11 @@
 """Every console page, as a browser shows it: nothing sideways at 390 px or cut at 1280 px, zero axe violations,
 in light and dark mode. Set QLAR_SCREENSHOTS=DIR to keep a full-page PNG of each page (the README's come from it)."""
 import os
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, make_app
-from helpers import axe_violations, sideways_overflow, wider_than
-from werkzeug.serving import make_server
+from conftest import PASSWORD, dispose, make_app
+from helpers import axe_violations, served, sideways_overflow, wider_than
 
 from qlar_console.auth.tokens import create_token
 from qlar_console.engine.models import Event
@@ -45,10 +43,9 @@ def site(tmp_path_factory):
         check_receiver(get_settings("agent-123", "staging"), "admin")
         create_token("ci pipeline", "admin", ["read"], actor="admin")
         event_id = db.session.scalar(db.select(Event.id).where(Event.environment == "staging").limit(1))
-    console = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=console.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{console.server_port}", receiver_url, event_id
-    console.shutdown()
+    with served(app) as console:
+        yield console, receiver_url, event_id
+    dispose(app)
     receiver.shutdown()
 
 

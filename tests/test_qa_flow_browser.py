@@ -5,14 +5,12 @@ certificate from the local CA the console trusts on its own. Run test flow shows
 the receiver, in order; Regenerate Key makes the next ones 401 (visible in Deliveries); pasting the
 new key into the receiver lets the retries through.
 """
-import threading
 import time
 
 import pytest
-from conftest import make_app
-from helpers import sign_in
+from conftest import dispose, make_app
+from helpers import served, sign_in
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
 
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
@@ -33,13 +31,10 @@ def stack(tmp_path):
         save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=f"{receiver_url}/webhook"),
                       expected_version=staging.version, actor="test")
         receiver_state(receiver_app).set_keys(signing_secrets(staging))
-    console = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=console.serve_forever, daemon=True)
-    thread.start()
-    app.extensions["qlar_dispatcher"].start()
-    yield f"http://127.0.0.1:{console.server_port}", receiver_url
-    app.extensions["qlar_dispatcher"].stop()
-    console.shutdown()
+    with served(app) as console:
+        app.extensions["qlar_dispatcher"].start()
+        yield console, receiver_url
+    dispose(app)
     receiver.shutdown()
 
 

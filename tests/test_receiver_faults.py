@@ -8,8 +8,7 @@ import time
 import pytest
 import requests
 from conftest import dispose, make_app
-from helpers import axe_violations, keep_screenshot, sideways_overflow, wider_than
-from werkzeug.serving import make_server
+from helpers import axe_violations, keep_screenshot, served, sideways_overflow, wider_than
 
 from qlar_console.crypto import generate_secret
 from qlar_console.engine.models import Event
@@ -230,20 +229,14 @@ def test_faults_form_in_the_browser(browser, rapp):
     client = rapp.test_client()
     client.post("/faults", json={"reset": True})
     _post_event(client)  # a traced fault in the table
-    server = make_server("127.0.0.1", 0, rapp, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with served(rapp) as base_url:
         for width, scheme in ((1280, "light"), (390, "dark"), (390, "light"), (1280, "dark")):
-            context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}",
-                                          viewport={"width": width, "height": 900}, color_scheme=scheme)
+            context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
+                                          color_scheme=scheme)
             try:
                 _set_and_clear_in_the_browser(context.new_page(), rapp, width, scheme)
             finally:
                 context.close()
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 def _set_and_clear_in_the_browser(page, rapp, width: int, scheme: str) -> None:

@@ -1,11 +1,9 @@
 """The reference receiver's page: requests paged 20 at a time both ways, refresh and auto-refresh, local times."""
 import html
 import re
-import threading
 
 import pytest
-from helpers import axe_violations, sideways_overflow, wider_than
-from werkzeug.serving import make_server
+from helpers import axe_violations, served, sideways_overflow, wider_than
 
 from qlar_console.crypto import generate_secret
 from qlar_console.receiver import create_receiver_app, receiver_state
@@ -96,33 +94,28 @@ def test_bad_page_links_are_a_clear_400(rapp, query, message):
 def test_receiver_page_in_the_browser(browser, rapp):
     """Fits 1280 px and 390 px, axe clean, app.js runs under the receiver's CSP (local times), Older pages on."""
     _fill(rapp, 30)
-    server = make_server("127.0.0.1", 0, rapp, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     contexts = []
-    try:
-        for width in (1280, 390):
-            context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}",
-                                          viewport={"width": width, "height": 900})
-            contexts.append(context)
-            page = context.new_page()
-            errors = []
-            page.on("console", lambda msg, errors=errors: errors.append(msg.text)
-                    if "Content Security Policy" in msg.text else None)
-            page.goto("/")
-            when = page.locator("table.traces time").first
-            assert not when.inner_text().endswith("UTC") and when.get_attribute("title").endswith("UTC")  # app.js ran
-            assert page.get_by_label("Auto-refresh every 5 s").is_visible()
-            assert wider_than(page, width) == [] and sideways_overflow(page) == 0
-            assert axe_violations(page) == [] and errors == []
-        page.get_by_role("link", name="Older ›").click()
-        page.wait_for_url("**/?before=11")
-        assert page.locator("table.traces summary").count() == 10
-    finally:
-        for context in contexts:
-            context.close()
-        server.shutdown()
-        thread.join(timeout=5)
+    with served(rapp) as base_url:
+        try:
+            for width in (1280, 390):
+                context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900})
+                contexts.append(context)
+                page = context.new_page()
+                errors = []
+                page.on("console", lambda msg, errors=errors: errors.append(msg.text)
+                        if "Content Security Policy" in msg.text else None)
+                page.goto("/")
+                when = page.locator("table.traces time").first  # app.js ran: local time, UTC on hover
+                assert not when.inner_text().endswith("UTC") and when.get_attribute("title").endswith("UTC")
+                assert page.get_by_label("Auto-refresh every 5 s").is_visible()
+                assert wider_than(page, width) == [] and sideways_overflow(page) == 0
+                assert axe_violations(page) == [] and errors == []
+            page.get_by_role("link", name="Older ›").click()
+            page.wait_for_url("**/?before=11")
+            assert page.locator("table.traces summary").count() == 10
+        finally:
+            for context in contexts:
+                context.close()
 
 
 def test_the_page_says_how_replays_are_handled(tmp_path):

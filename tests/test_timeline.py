@@ -4,14 +4,12 @@ import html
 import os
 import re
 import subprocess
-import threading
 import time
 
 import pytest
-from helpers import axe_violations, login, sideways_overflow, sign_in, stored_secret, wider_than
+from helpers import axe_violations, login, served, sideways_overflow, sign_in, stored_secret, wider_than
 from markupsafe import escape
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from qlar_console.clock import utcnow
 from qlar_console.deliveries.curl import curl_command, shell_quote
@@ -215,19 +213,15 @@ def test_escalations_and_event_pages_link_to_the_timeline(app, client):
 
 
 @pytest.fixture
-def served(delivery_app, delivered):
+def timeline_site(delivery_app, delivered):
     """The delivery app over real HTTP on loopback; yields (base_url, escalation_id)."""
-    server = make_server("127.0.0.1", 0, delivery_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", delivered
-    server.shutdown()
-    thread.join(timeout=5)
+    with served(delivery_app) as base_url:
+        yield base_url, delivered
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_copy_as_curl_in_a_browser(browser, served, delivery_app):
-    base_url, escalation_id = served
+def test_copy_as_curl_in_a_browser(browser, timeline_site, delivery_app):
+    base_url, escalation_id = timeline_site
     with delivery_app.app_context():
         expected = load_timeline(escalation_id).events[0].attempts[0].curl
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})

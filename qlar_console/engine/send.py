@@ -6,6 +6,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import certifi
 import requests
@@ -99,13 +100,19 @@ class Sender:
     """Posts signed bodies; each thread keeps its own pooled requests.Session."""
 
     def __init__(self, *, timeout: float, extra_cas: list[str], allow_private: bool):
-        self.timeout, self.allow_private = timeout, allow_private
-        self.ssl_context = ssl.create_default_context(cafile=certifi.where())
-        self.ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2  # older TLS never connects
-        for path in extra_cas:
-            self.ssl_context.load_verify_locations(path)
+        self.timeout, self.allow_private, self._extra_cas = timeout, allow_private, list(extra_cas)
         self._local = threading.local()
         self._watchdog = Watchdog()
+
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The trusted CAs, loaded at the first send (loading certifi's bundle costs ~15 ms: an app that never
+        sends, a CLI command or a page process, never pays it)."""
+        context = ssl.create_default_context(cafile=certifi.where())
+        context.minimum_version = ssl.TLSVersion.TLSv1_2  # older TLS never connects
+        for path in self._extra_cas:
+            context.load_verify_locations(path)
+        return context
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)

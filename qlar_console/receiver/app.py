@@ -235,9 +235,9 @@ def make_receiver_server(app: Flask, host: str, port: int, cert_paths: CertPaths
 
 def serve_receiver_in_thread(app: Flask, host: str, port: int,
                              cert_paths: CertPaths) -> tuple[BaseWSGIServer, threading.Thread]:
-    """Start the receiver in a daemon thread; stop it with server.shutdown() then thread.join()."""
+    """Start the receiver in a daemon thread; stop it with server.shutdown() (within 0.1 s) then thread.join()."""
     server = make_receiver_server(app, host, port, cert_paths)
-    thread = threading.Thread(target=server.serve_forever, name="qlar-receiver", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="qlar-receiver", daemon=True)
     thread.start()
     log.info("reference receiver on https://%s:%s/", host, server.server_port)
     return server, thread
