@@ -42,7 +42,7 @@ def served(app):
 
 def login(client, username: str = "editor") -> None:
     """Log a test client in as one of the fixture users (fails loudly if the login is refused)."""
-    from conftest import PASSWORD
+    from apps import PASSWORD
 
     response = client.post("/login", data={"username": username, "password": PASSWORD})
     assert response.status_code == 302, f"login as {username} refused"
@@ -78,7 +78,7 @@ def assert_problem(response, status: int, slug: str) -> dict:
 
 def sign_in(page, username: str = "editor") -> None:
     """Log a Playwright page in through the login form as one of the fixture users."""
-    from conftest import PASSWORD
+    from apps import PASSWORD
 
     page.goto("/login")
     page.get_by_label("Username").fill(username)

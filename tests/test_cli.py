@@ -3,7 +3,7 @@ import os
 import stat
 
 import pytest
-from conftest import MASTER_KEY, make_app
+from apps import MASTER_KEY, make_app
 from cryptography.fernet import Fernet
 from helpers import login
 

@@ -2,7 +2,7 @@
 import stat
 
 import pytest
-from conftest import MASTER_KEY, dispose
+from apps import MASTER_KEY, dispose
 
 from qlar_console import create_app
 from qlar_console.crypto import master_key_path, secret_box

@@ -1,6 +1,6 @@
 """The schema comes from migrations: `flask db upgrade` builds what the models describe."""
 import sqlalchemy as sa
-from conftest import MASTER_KEY
+from apps import MASTER_KEY
 
 from qlar_console import create_app
 from qlar_console.extensions import db

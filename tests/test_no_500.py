@@ -5,7 +5,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import dispose, make_app
+from apps import dispose, make_app
 from helpers import PAGE, api_token, assert_problem, login, save_form
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

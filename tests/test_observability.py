@@ -1,5 +1,5 @@
 """/healthz, /readyz and /metrics: what an operator's probes and Prometheus see."""
-from conftest import MASTER_KEY
+from apps import MASTER_KEY
 
 from qlar_console import create_app
 from qlar_console.escalations.service import create_escalation

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import MASTER_KEY
+from apps import MASTER_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 

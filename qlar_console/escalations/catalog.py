@@ -1,7 +1,7 @@
 """The event catalog: the JSON Schema (draft 2020-12) of the event documents the dispatcher sends, and what it means.
 
 One home for the published schema: the API serves it (/api/v1/schemas/events.json), the Event types page renders
-it as field tables, and tests/test_event_catalog.py validates every body the dispatcher produces against it.
+it as field tables, and tests/escalations/test_event_catalog.py validates every body the dispatcher produces against it.
 The examples are made by the real code path (events.event_body on a transient escalation), never typed by hand.
 """
 import json
