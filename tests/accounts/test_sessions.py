@@ -3,7 +3,7 @@ everywhere" is refused afterwards; idle and absolute lifetimes end a session wit
 import time
 
 import pytest
-from apps import PASSWORD
+from apps import PASSWORD, point_webhook
 from helpers import login
 
 from qlar_console.audit.models import AuditEntry
@@ -16,12 +16,8 @@ SECRET_URL = "/agents/agent-123/production/webhook/secret"
 
 def enable_webhook(app) -> None:
     """Give agent-123 · production a key, so the Copy endpoint has something to answer."""
-    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
-    with app.app_context():
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url="https://example.com/hook"),
-                      expected_version=settings.version, actor="test")
+    point_webhook(app, "https://example.com/hook")
 
 
 def replay(app, cookie: str):

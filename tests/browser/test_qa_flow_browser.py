@@ -8,13 +8,13 @@ new key into the receiver lets the retries through.
 import time
 
 import pytest
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from helpers import served
 from playwright.sync_api import Page, expect
 
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings, signing_secrets
+from qlar_console.settings.service import get_settings, signing_secrets
 
 
 @pytest.fixture
@@ -27,10 +27,8 @@ def stack(tmp_path):
     receiver, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
     receiver_url = f"https://127.0.0.1:{receiver.server_port}"
     with app.app_context():
-        staging = get_settings("agent-123", "staging")
-        save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=f"{receiver_url}/webhook"),
-                      expected_version=staging.version, actor="test")
-        receiver_state(receiver_app).set_keys(signing_secrets(staging))
+        point_webhook(app, f"{receiver_url}/webhook", "staging")
+        receiver_state(receiver_app).set_keys(signing_secrets(get_settings("agent-123", "staging")))
     with served(app) as console:
         app.extensions["qlar_dispatcher"].start()
         yield console, receiver_url

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from helpers import api_token, assert_problem, login
 
 from qlar_console.audit.models import AuditEntry
@@ -27,15 +27,11 @@ PAGE = "/deliveries/resend-failed"
 @pytest.fixture
 def outage_app(tmp_path, receiver, database_url):
     """agent-123 · production sends to the test receiver; two quick tries, so an event fails within milliseconds."""
-    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=database_url, CA_BUNDLE=str(receiver.ca_file),
                    ALLOW_PRIVATE_TARGETS=True, RETRY_SCHEDULE="10ms", TIMEOUT_SECONDS=2, LEASE_SECONDS=4,
                    SLOWDOWN_SECONDS=0.01, ENDPOINT_CONCURRENCY=2)
-    with app.app_context():
-        settings = get_settings(*PAIR)
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
-                      expected_version=settings.version, actor="test")
+    point_webhook(app, receiver.url)
     yield app
     dispose(app)
 

@@ -5,6 +5,7 @@ import threading
 import time
 from collections import defaultdict
 
+from apps import point_webhook
 from receiver import Receiver
 from workers import start_worker, stop
 
@@ -12,16 +13,9 @@ from qlar_console.audit.models import AuditEntry
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+from qlar_console.settings.service import get_settings
 
 ENV = ("agent-123", "production")
-
-
-def _point(app, environment: str, url: str) -> None:
-    with app.app_context():
-        settings = get_settings("agent-123", environment)
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=url),
-                      expected_version=settings.version, actor="test")
 
 
 def _statuses(app) -> dict[str, int]:
@@ -52,7 +46,7 @@ def test_a_slow_endpoint_over_its_limit_does_not_hold_up_another(delivery_app, r
     fast = Receiver(tmp_path / "fast", ca=receiver.ca)
     try:
         receiver.respond = lambda r: (200, {}, 0.6)
-        _point(delivery_app, "staging", fast.url)
+        point_webhook(delivery_app, fast.url, "staging")
         delivery_app.config["ENDPOINT_CONCURRENCY"] = 1
         dispatcher = delivery_app.extensions["qlar_dispatcher"]
         with delivery_app.app_context():

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from cryptography.fernet import Fernet
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -21,7 +21,7 @@ from qlar_console.clock import utcnow
 from qlar_console.engine.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+from qlar_console.settings.service import get_settings
 
 ENV = ("agent-123", "production")
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
@@ -43,10 +43,7 @@ class Apps:
         app = make_app(self.tmp_path, SQLALCHEMY_DATABASE_URI=self.database_url,
                        CA_BUNDLE=str(self.receiver.ca_file), ALLOW_PRIVATE_TARGETS=True, **settings)
         self.built.append(app)
-        with app.app_context():
-            current = get_settings(*ENV)
-            save_settings(current, SettingsChange(webhook_enabled=True, webhook_url=self.receiver.url),
-                          expected_version=current.version, actor="test")
+        point_webhook(app, self.receiver.url)
         return app
 
     def twin(self, app, **overrides):

@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from apps import dispose, make_app, postgres_url
+from apps import dispose, make_app, point_webhook, postgres_url
 from sqlalchemy import func, select
 from workers import start_worker, stop, wait_running
 
@@ -16,7 +16,6 @@ from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import PENDING, Event
 from qlar_console.escalations import simulate
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
 SCHEDULE = "300ms,300ms,500ms,1s,1s,2s,2s,2s,2s,2s"
 
@@ -39,10 +38,7 @@ def _pg_app(tmp_path, receiver, url=None):
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=url or postgres_url(), CA_BUNDLE=str(receiver.ca_file),
                    ALLOW_PRIVATE_TARGETS=True, RETRY_SCHEDULE=SCHEDULE, TIMEOUT_SECONDS=2, LEASE_SECONDS=4,
                    SLOWDOWN_SECONDS=0.5)
-    with app.app_context():
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
-                      expected_version=settings.version, actor="test")
+    point_webhook(app, receiver.url)
     return app
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from helpers import stored_secret
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
@@ -15,7 +15,7 @@ from qlar_console.engine.models import FAILED, SUCCEEDED, Alert, Attempt, Endpoi
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.alerting import primary_endpoint
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+from qlar_console.settings.service import get_settings
 
 PAIR = ("agent-123", "production")
 
@@ -48,12 +48,8 @@ def outage_app(tmp_path, receiver, mail_server, alert_receiver, database_url="",
     if database_url:
         settings["SQLALCHEMY_DATABASE_URI"] = database_url
     app = make_app(tmp_path, **settings)
-    with app.app_context():
-        pair = get_settings(*PAIR)
-        save_settings(pair, SettingsChange(webhook_enabled=True, webhook_url=receiver.url,
-                                           alert_emails="ops@example.test, oncall@example.test",
-                                           alert_url=alert_receiver.url if alert_receiver else ""),
-                      expected_version=pair.version, actor="test")
+    point_webhook(app, receiver.url, alert_emails="ops@example.test, oncall@example.test",
+                  alert_url=alert_receiver.url if alert_receiver else "")
     return app
 
 

@@ -9,14 +9,13 @@ from collections import Counter
 
 import pytest
 import trustme
-from apps import dispose, make_app, postgres_url
+from apps import dispose, make_app, point_webhook, postgres_url
 from workers import start_worker, stop
 
 from qlar_console.engine.models import Event
 from qlar_console.engine.send import Sender
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
 FAST = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 DRIP_FOR = 20.0  # a dripping answer never lasts longer than this, whatever the client does
@@ -228,10 +227,7 @@ def test_one_watchdog_thread_per_sender_not_one_per_try(drip):
 def _drip_app(tmp_path, drip, url: str, **config):
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=url, CA_BUNDLE=str(drip.ca_file), ALLOW_PRIVATE_TARGETS=True,
                    TIMEOUT_SECONDS=1, **config)
-    with app.app_context():
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=drip.url),
-                      expected_version=settings.version, actor="test")
+    point_webhook(app, drip.url)
     return app
 
 

@@ -4,14 +4,14 @@ import json
 import re
 
 import pytest
-from apps import PASSWORD, make_app
+from apps import PASSWORD, make_app, point_webhook
 from helpers import login
 
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.escalations.models import Escalation
 from qlar_console.extensions import db
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+from qlar_console.settings.service import get_settings
 
 STAGING = "/escalations?agent=agent-123&env=staging"
 PRODUCTION = "/escalations?agent=agent-123&env=production"
@@ -46,13 +46,6 @@ def _create(app, env="staging", claim_by=None) -> str:
         if claim_by:
             lifecycle.claim(escalation_id, claim_by)
     return escalation_id
-
-
-def _enable(app, env, url="https://example.com/hooks/qlar"):
-    with app.app_context():
-        settings = get_settings("agent-123", env)
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=url),
-                      expected_version=settings.version, actor="test")
 
 
 def _value(page: str, name: str) -> str:
@@ -91,7 +84,7 @@ def test_page_shows_pair_switcher_webhook_line_and_prefilled_form(client, app):
 
 
 def test_page_names_the_enabled_webhook_url_never_the_secret(client, app):
-    _enable(app, "staging")
+    point_webhook(app, "https://example.com/hooks/qlar", "staging")
     login(client)
     page = _page(client)
     assert 'Webhook <span class="state state-on">Enabled</span>: events are delivered to ' \
@@ -105,7 +98,7 @@ def test_page_names_the_enabled_webhook_url_never_the_secret(client, app):
 def test_default_pair_is_the_first_with_its_webhook_enabled(client, app):
     login(client, "viewer")
     assert '<h1 id="context-title">agent-123 · production</h1>' in _page(client, "/escalations")  # none: the first
-    _enable(app, "staging")
+    point_webhook(app, "https://example.com/hooks/qlar", "staging")
     assert '<h1 id="context-title">agent-123 · staging</h1>' in _page(client, "/escalations")
     response = client.get("/escalations?agent=agent-123")  # half a pair: completed the same way
     assert response.status_code == 302 and response.headers["Location"].endswith(STAGING)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 
 from qlar_console.crypto import generate_secret
 from qlar_console.engine.models import Event
@@ -15,7 +15,7 @@ from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.receiver import create_receiver_app, ensure_local_ca, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.faults import Fault, FaultScript, parse_fault
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings, signing_secrets
+from qlar_console.settings.service import get_settings, signing_secrets
 from qlar_console.signing import qlar_signature
 
 KEY = generate_secret()
@@ -241,11 +241,8 @@ def stack(tmp_path):
     server, thread = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
     receiver_app.config["CA_FILE"] = str(certs.ca_cert)  # for the tests' own requests
     with app.app_context():
-        settings = get_settings(*ENV)
-        save_settings(settings, SettingsChange(webhook_enabled=True,
-                                               webhook_url=f"https://127.0.0.1:{server.server_port}/webhook"),
-                      expected_version=settings.version, actor="test")
-        receiver_state(receiver_app).set_keys(signing_secrets(settings))
+        point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
+        receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
     receiver_app.config["BASE_URL"] = f"https://127.0.0.1:{server.server_port}"
     yield app, receiver_app
     dispose(app)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from flask import Flask
 from standardwebhooks.webhooks import Webhook
 
@@ -26,7 +26,7 @@ from qlar_console.receiver import (
     serve_receiver_in_thread,
 )
 from qlar_console.receiver.cli import receiver_command
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings, signing_secrets
+from qlar_console.settings.service import get_settings, signing_secrets
 from qlar_console.signing import qlar_signature, signature_headers
 
 KEY = generate_secret()
@@ -244,17 +244,14 @@ def test_a_retry_of_an_hours_old_event_signed_afresh_is_accepted(tmp_path):
     client = receiver_app.test_client()
     try:
         with app.app_context():
-            settings = get_settings("agent-123", "production")
-            save_settings(settings, SettingsChange(webhook_enabled=True,
-                                                   webhook_url=f"https://127.0.0.1:{server.server_port}/webhook"),
-                          expected_version=settings.version, actor="test")
+            point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
             lifecycle.create_escalation("agent-123", "production")
             event = db.session.scalar(db.select(Event))
             hours_ago = event.created_at - timedelta(hours=5)  # as if it had been failing since then
             document = json.loads(event.body) | {"timestamp": rfc3339(hours_ago)}
             event.body, event.created_at, event.next_attempt_at = freeze(document), hours_ago, hours_ago
             db.session.commit()
-            keys, event_id = signing_secrets(settings), event.id
+            keys, event_id = signing_secrets(get_settings("agent-123", "production")), event.id
         app.extensions["qlar_dispatcher"].start()
         _wait(lambda: any(t["status"] == 401 for t in _traces(client)))
         receiver_state(receiver_app).set_keys(keys)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from helpers import login, stored_secret
 
 from qlar_console.clock import utcnow
@@ -24,7 +24,7 @@ from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.receiver_check import check_receiver
-from qlar_console.settings.service import SettingsChange, get_settings, regenerate_secret, save_settings
+from qlar_console.settings.service import get_settings, regenerate_secret
 from qlar_console.signing import qlar_signature, standard_signature
 
 VERIFY = Path(__file__).resolve().parents[2] / "docs" / "verify"
@@ -164,10 +164,7 @@ def verify_app(tmp_path, receiver):
     """An app (SQLite) whose agent-123 · production webhook points at the proxy, with short retries."""
     app = make_app(tmp_path, CA_BUNDLE=str(receiver.ca_file), ALLOW_PRIVATE_TARGETS=True,
                    RETRY_SCHEDULE="200ms,200ms,200ms", TIMEOUT_SECONDS=5, LEASE_SECONDS=10, SLOWDOWN_SECONDS=0.2)
-    with app.app_context():
-        settings = get_settings(*ENV)
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
-                      expected_version=settings.version, actor="test")
+    point_webhook(app, receiver.url)
     yield app
     dispose(app)
 

@@ -4,7 +4,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from apps import make_app
+from apps import make_app, point_webhook
 from helpers import login
 
 from qlar_console.audit.models import AuditEntry
@@ -15,10 +15,8 @@ from qlar_console.receiver.certs import ensure_local_ca
 from qlar_console.settings.models import ReceiverCheck
 from qlar_console.settings.receiver_check import CHECK_EVENT, CheckTooSoon, check_receiver
 from qlar_console.settings.service import (
-    SettingsChange,
     get_settings,
     regenerate_secret,
-    save_settings,
     signing_secrets,
 )
 from qlar_console.signing import verify_qlar_signature
@@ -70,11 +68,8 @@ def reference(tmp_path):
     receiver_app = create_receiver_app([])
     server, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
     with app.app_context():
-        settings = get_settings(*ENV)
-        save_settings(settings, SettingsChange(webhook_enabled=True,
-                                               webhook_url=f"https://127.0.0.1:{server.server_port}/webhook"),
-                      expected_version=settings.version, actor="test")
-        receiver_state(receiver_app).set_keys(signing_secrets(settings))
+        point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
+        receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
     yield app, receiver_app
     server.shutdown()
 

@@ -3,6 +3,7 @@ and filters by Endpoint, Search by the webhook-id finds the event at every endpo
 endpoint and links the other copies, Resend failed can be limited to one endpoint, the timeline shows one line per
 endpoint, queue health names the endpoint, /metrics counts pending per endpoint, and purge removes every copy."""
 import pytest
+from apps import point_webhook
 from helpers import login
 
 from qlar_console.clock import utcnow
@@ -20,12 +21,10 @@ PAIR = ("agent-123", "production")
 def two_endpoints(app):
     """agent-123 · production with its primary webhook and a second endpoint; one escalation created (synthetic).
     Returns (escalation id, primary endpoint id, second endpoint id, primary row id, copy row id)."""
-    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+    from qlar_console.settings.service import get_settings
 
     with app.app_context():
-        settings = get_settings(*PAIR)
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url="https://example.com/hook"),
-                      expected_version=settings.version, actor="test")
+        point_webhook(app, "https://example.com/hook")
         second = endpoints.add_endpoint(get_settings(*PAIR), endpoints.EndpointChange(
             url="https://example.com/hook2", description="CRM copy"), "test").id
         escalation_id = lifecycle.create_escalation(*PAIR, synthetic=True).id

@@ -1,5 +1,6 @@
 """The Escalation page's Additional endpoints (issue 23) through the test client: Add endpoint with its rules,
 the input kept on a refusal, switch, Regenerate Key, Remove; viewers see the list and cannot change it."""
+from apps import point_webhook
 from helpers import login
 
 from qlar_console.engine.models import Endpoint
@@ -70,12 +71,10 @@ def test_a_viewer_sees_the_endpoints_but_cannot_add_change_or_remove(client, app
 def test_the_log_filters_by_endpoint_and_search_finds_the_event_at_every_endpoint(client, app):
     from qlar_console.engine.models import Event
     from qlar_console.escalations import service as lifecycle
-    from qlar_console.settings.service import SettingsChange, get_settings, save_settings
+    from qlar_console.settings.service import get_settings
 
     with app.app_context():
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url="https://example.com/hook"),
-                      expected_version=settings.version, actor="test")
+        point_webhook(app, "https://example.com/hook")
         ep_id = endpoints.add_endpoint(get_settings("agent-123", "production"),
                                        endpoints.EndpointChange(url="https://example.com/crm"), "test").id
         lifecycle.create_escalation("agent-123", "production")

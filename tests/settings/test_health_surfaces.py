@@ -3,6 +3,7 @@ the CLI, the API's settings document, /metrics and queue health. No real outage:
 from datetime import timedelta
 
 import pytest
+from apps import point_webhook
 from helpers import PAGE, api_token, assert_problem, login, page_version, save_form
 from markupsafe import escape
 
@@ -24,9 +25,7 @@ REASON = "Failing for 30 min (QLAR_PAUSE_AFTER) with no success."
 def enable_and_hold(app, events: int = 2) -> None:
     """Enable the webhook and write `events` events that wait (as a paused endpoint holds them)."""
     with app.app_context():
-        settings = get_settings(*PAIR)
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url="https://example.com/hook"),
-                      expected_version=settings.version, actor="test")
+        point_webhook(app, "https://example.com/hook")
         for _ in range(events):
             create_escalation(*PAIR)
         later = utcnow() + timedelta(hours=1)

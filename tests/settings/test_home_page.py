@@ -3,6 +3,7 @@ import html
 from datetime import timedelta
 
 import pytest
+from apps import point_webhook
 from helpers import login
 from sqlalchemy import event as sa_event
 
@@ -12,7 +13,6 @@ from qlar_console.engine.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.settings.overview import age_text, pair_overview, url_host
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
 HOOK = "https://hooks.example.com:8443/qlar?token=x"
 
@@ -22,9 +22,7 @@ def _traffic(app) -> None:
     two days ago 5 failed, outside the window."""
     with app.app_context():
         esc = lifecycle.create_escalation("agent-123", "production").id  # webhook off: one skipped event
-        settings = get_settings("agent-123", "production")
-        save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=HOOK),
-                      expected_version=settings.version, actor="test")
+        point_webhook(app, HOOK)
         now = utcnow()
         rows = [("succeeded", now - timedelta(hours=3)), ("succeeded", now - timedelta(hours=2)),
                 ("succeeded", now - timedelta(hours=1)), ("failed", now - timedelta(minutes=50)),

@@ -4,7 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from apps import dispose, make_app
+from apps import dispose, make_app, point_webhook
 from helpers import PAGE, api_token, assert_problem, login, page_version, save_form
 
 from qlar_console.audit.models import AuditEntry
@@ -288,9 +288,7 @@ def test_a_pair_with_its_own_schedule_delivers_within_seconds_while_others_keep_
     try:
         with app.app_context():
             for env in ("production", "staging"):
-                settings = get_settings("agent-123", env)
-                save_settings(settings, SettingsChange(webhook_enabled=True, webhook_url=receiver.url),
-                              expected_version=settings.version, actor="test")
+                point_webhook(app, receiver.url, env)
         result = app.test_cli_runner().invoke(args=["qlar", "webhook", "set", "agent-123", "staging",
                                                     "--retry-schedule", "1s,1s"])
         assert result.exit_code == 0, result.output
