@@ -13,20 +13,42 @@ import sys
 import time
 
 from flask import Flask
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, and_, bindparam, select
 
+from .clock import utcnow
 from .config import ROOT, load_config
 from .crypto import install_log_redaction
+from .engine.models import Endpoint
+from .engine.targets import TargetCache
 from .engine.worker import Dispatcher
 from .extensions import db
+from .settings.models import EscalationSettings
 from .settings.targets import resolve_endpoints, switch_off_after_gone
 
 log = logging.getLogger(__name__)
 
+EP, CARD = Endpoint.__table__, EscalationSettings.__table__
+# Each endpoint's row and, for a primary endpoint, its card's: everything resolve_endpoints builds a target from.
+_ROWS = (select(EP, CARD).select_from(EP.outerjoin(CARD, and_(
+    EP.c.is_primary, CARD.c.agent_id == EP.c.agent_id, CARD.c.environment == EP.c.environment)))
+    .where(EP.c.id.in_(bindparam("ids", expanding=True))).set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
+_GRACE = (EP.c.previous_secret_expires_at, CARD.c.previous_secret_expires_at)
+
+
+def endpoint_stamps(ids: set[str]) -> dict[str, tuple]:
+    """What each endpoint's target is built from (TargetCache's stamp): its rows whole, and whether a previous
+    key is still in its grace period (signing_secrets), in one statement of the caller's transaction."""
+    now = utcnow()
+    rows = db.session.connection().execute(_ROWS, {"ids": list(ids)})
+    return {row[0]: (tuple(row), tuple(bool(expires and expires > now) for expires in
+                                       (row._mapping[column] for column in _GRACE))) for row in rows}
+
 
 def init_dispatcher(app: Flask) -> Dispatcher:
-    """Give the app its dispatcher, reading endpoints from the settings and switching a webhook off on 410."""
+    """Give the app its dispatcher, reading endpoints from the settings (again only when they changed) and
+    switching a webhook off on 410."""
     dispatcher = Dispatcher()
-    dispatcher.init_app(app, resolve=resolve_endpoints, on_gone=switch_off_after_gone)
+    dispatcher.init_app(app, resolve=TargetCache(resolve_endpoints, endpoint_stamps), on_gone=switch_off_after_gone)
     return dispatcher
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import smtplib
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import unquote, urlsplit
 
+from flask import Flask
 from sqlalchemy import bindparam, or_, select, update
 
 from ..clock import utcnow
@@ -81,6 +83,21 @@ class Alerter:
             error, code = self._send(alert)
             self._record(alert, error, code)
         return len(leased)
+
+    def run(self, app: Flask, stop: threading.Event, wake: threading.Event, poll: float) -> None:
+        """The alert thread: send the alert outbox apart from deliveries, woken when a batch raised alerts
+        (`wake`), else polling, backing off while the database is lost (the rows wait)."""
+        failures = 0
+        while not stop.is_set():
+            wake.clear()
+            try:
+                with app.app_context():
+                    self.send_due()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("sending alerts failed; retrying")
+            wake.wait(min(30.0, poll * 2**failures))
 
     def _send(self, alert: Alert) -> tuple[str | None, int | None]:
         """Send one row over its channel: (error or None, HTTP status of a POST)."""

@@ -13,7 +13,7 @@ are raised here (alerts.py writes them), at most one failing and one paused per 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 
 from ..extensions import db
 from . import alerts
@@ -48,10 +48,14 @@ def endpoints_of(pairs) -> dict[tuple[str, str], Endpoint]:
     return found
 
 
-def endpoints_by_id(ids) -> dict[str, Endpoint]:
-    """The endpoints with these ids (a batch's), in the caller's transaction."""
-    ids = list(ids)
-    return {ep.id: ep for ep in db.session.scalars(select(Endpoint).where(Endpoint.id.in_(ids)))} if ids else {}
+EP = Endpoint.__table__
+_STATES = select(EP.c.id, EP.c.health, EP.c.consecutive_failures, EP.c.failing_alerted, EP.c.paused_alerted).where(
+    EP.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _quiet(ep) -> bool:
+    """Healthy with nothing to clear (an Endpoint or a _STATES row): a success writes nothing."""
+    return ep.health == HEALTHY and not (ep.consecutive_failures or ep.failing_alerted or ep.paused_alerted)
 
 
 @dataclass
@@ -59,13 +63,22 @@ class Health:
     """The health decisions of one recorded batch."""
 
     rules: HealthRules
-    endpoints: dict[str, Endpoint]  # by id
+    endpoints: dict[str, Endpoint]  # by id: those whose health this batch may change (others are quiet)
     raised: list[tuple] = field(default_factory=list)  # (endpoint, type, url, detail) for alerts.raise_alerts
+
+    @classmethod
+    def of_batch(cls, rules: HealthRules, ids: set[str], troubled: set[str]) -> "Health":
+        """The health of a batch's endpoints (`troubled`: those with a failed or held try), in the caller's
+        transaction: one Core read of their states, and Endpoint rows loaded only where health may change."""
+        rows = db.session.connection().execute(_STATES, {"ids": list(ids)}) if ids else ()
+        load = list(troubled | {row.id for row in rows if not _quiet(row)})
+        return cls(rules, {ep.id: ep for ep in db.session.scalars(select(Endpoint).where(Endpoint.id.in_(load)))}
+                   if load else {})
 
     def succeeded(self, work: Work, at: datetime) -> None:
         """A 2xx: the endpoint is healthy; after an alerted outage, recovered."""
-        ep = self.endpoints[work.endpoint_id]
-        if ep.health == HEALTHY and not (ep.consecutive_failures or ep.failing_alerted or ep.paused_alerted):
+        ep = self.endpoints.get(work.endpoint_id)
+        if ep is None or _quiet(ep):
             return  # the common case writes nothing: workers never contend for a healthy endpoint's row
         ep.last_success_at, ep.consecutive_failures = at, 0
         if ep.failing_alerted or ep.paused_alerted:

@@ -20,7 +20,7 @@ from ..clock import utcnow
 from ..extensions import db
 from . import alerts
 from .claim import Work
-from .health import Health, HealthRules, endpoints_by_id
+from .health import Health, HealthRules
 from .models import CANCELLED, FAILED, PENDING, Attempt, DailyOutcome, Event
 from .retry import decide
 from .send import Outcome
@@ -73,16 +73,19 @@ _FREE_SUCCESSORS = (update(E).where(*_SUCCESSORS, E.c.tries == 0, E.c.next_attem
                     .values(next_attempt_at=bindparam("b_next")))
 
 
-def record(tries: list[Try], owner: str, rules: Rules) -> int:
+def record(tries: list[Try], owner: str, rules: Rules, *, commit: bool = True) -> int:
     """Store a batch of tries and decide each event; returns how many alerts were raised.
 
     One transaction: whose leases are still ours, the event updates, the attempts, the successors'
     waits, the endpoints' health and alerts, 410 switch-offs (through on_gone) and the daily counters.
+    Without `commit` the caller ends it (the coordinator claims in the same transaction).
     """
     now = utcnow()
     conn = db.session.connection()  # Core statements straight to the connection, in the session's transaction
     ours = set(conn.scalars(_OURS, {"ids": [t.work.event_id for t in tries], "owner": owner}))
-    health = Health(rules.health, endpoints_by_id({t.work.endpoint_id for t in tries if t.work.event_id in ours}))
+    mine = [t for t in tries if t.work.event_id in ours]
+    health = Health.of_batch(rules.health, {t.work.endpoint_id for t in mine}, {
+        t.work.endpoint_id for t in mine if t.held or (t.outcome is not None and not t.outcome.ok)})
     decisions, attempts, deferred, freed, gone, finished = [], [], [], [], {}, Counter()
     for t in tries:
         work, outcome = t.work, t.outcome
@@ -137,7 +140,8 @@ def record(tries: list[Try], owner: str, rules: Rules) -> int:
     if health.raised:
         alerts.raise_alerts(health.raised, now)
     count_outcomes(now.date(), finished)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return len(health.raised)
 
 

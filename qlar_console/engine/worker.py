@@ -1,14 +1,14 @@
-"""The worker loop: one coordinator thread claims and records in batches; sender threads only send.
+"""The worker: one coordinator thread claims and records in batches; sender threads only send.
 
 Embedded (default): threads of the web process, started on its first request (so a reloader's
 parent never starts them) or by `flask qlar serve`. Standalone: `flask qlar worker`.
 
-The coordinator is the only thread of a process that touches the outbox: it claims due events in
-batches (claim.py), hands them to the senders, and records their tries in batches (record.py), so
-writes never queue behind one another and SQLite's single writer is never contended in-process.
-The senders sign (request.py) and POST (send.py) over kept-alive connections, each endpoint
-holding at most `per_endpoint` of them, so one slow receiver cannot stall the others. New work
-wakes the coordinator at once (wakeup.py); a short poll is only the fallback.
+The coordinator is the only thread of a process that touches the outbox: each round it records the
+tries the senders handed back (record.py) and claims due events (claim.py) in one transaction, and
+hands them over (handoff.py), so writes never queue behind one another and SQLite's single writer is
+never contended in-process. The senders (senders.py) sign and POST over kept-alive connections, each
+endpoint holding at most `per_endpoint` of them, so one slow receiver cannot stall the others. New
+work wakes the coordinator at once (wakeup.py); a short poll is only the fallback.
 """
 import atexit
 import logging
@@ -16,28 +16,28 @@ import os
 import socket
 import threading
 import time
-from collections import Counter, deque
 from datetime import timedelta
 
 from flask import Flask
 
 from ..clock import utcnow
+from ..extensions import db
 from . import claim as claims
 from .alerter import Alerter
-from .claim import Resolve, Work
+from .claim import Resolve
+from .handoff import Handoff
 from .health import HealthRules, expire_held
 from .housekeeping import forget_worker, heartbeat, purge
-from .record import Gone, Rules, Try, record
-from .request import build_request
+from .record import Gone, Rules, record
 from .retry import parse_duration, parse_schedule
-from .send import Outcome, Sender
+from .send import Sender
+from .senders import send_loop, try_once
 from .wakeup import wakeup_for
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_SECONDS = 3600
 HEARTBEAT_EVERY_SECONDS = 5
-HIDDEN = "(custom header: value not stored)"
 MAX_QUEUED_PER_SENDER = 3  # claimed (queued or sending) per sender thread, so a sender never waits for the coordinator
 
 
@@ -51,10 +51,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._ready: deque[Work] = deque()  # claimed, waiting for a sender
-        self._done: list[Try] = []  # sent, waiting to be recorded
-        self._sending: Counter = Counter()  # endpoint id -> sends in progress
-        self._turn = threading.Condition()
+        self._handoff: Handoff | None = None  # claimed work on its way through the senders (while started)
         self._alert_wake = threading.Event()
         self.thread_count = 0
 
@@ -122,11 +119,14 @@ class Dispatcher:
             self._stop.clear()
             count = self.thread_count = threads or int(self.app.config["DISPATCHER_THREADS"])
             self.per_endpoint = self._endpoint_limit(count)
-            self._threads = [threading.Thread(target=self._send_loop, name=f"qlar-sender-{i}", daemon=True)
+            self._handoff = handoff = Handoff(count, self.per_endpoint, count * self.queued)
+            self._threads = [threading.Thread(target=send_loop, name=f"qlar-sender-{i}", daemon=True,
+                                              args=(handoff, self.sender, self._stop, self.poll, self._wake.set))
                              for i in range(count)]
             self._threads.append(threading.Thread(target=self.wakeup.listen, args=(self._wake.set, self._stop),
                                                   name="qlar-wakeup", daemon=True))
-            self._threads.append(threading.Thread(target=self._alert_loop, name="qlar-alerts", daemon=True))
+            self._threads.append(threading.Thread(target=self.alerter.run, name="qlar-alerts", daemon=True,
+                                                  args=(self.app, self._stop, self._alert_wake, self.poll)))
             self._coordinator = threading.Thread(target=self._coordinate, name="qlar-coordinator", daemon=True)
             for thread in (*self._threads, self._coordinator):
                 thread.start()
@@ -147,8 +147,8 @@ class Dispatcher:
         self._stop.set()
         self._wake.set()
         self._alert_wake.set()
-        with self._turn:
-            self._turn.notify_all()
+        if self._handoff:
+            self._handoff.wake_all()
 
     def _start_embedded(self) -> None:
         if not self._coordinator:
@@ -163,6 +163,7 @@ class Dispatcher:
 
     def _coordinate(self) -> None:
         owner = f"{self.process_id}:{id(self) % 65536:04x}"  # two dispatchers in one process lease apart
+        handoff = self._handoff
         last_purge = last_beat = 0.0
         failures = 0
         while True:
@@ -171,64 +172,40 @@ class Dispatcher:
             try:
                 with self.app.app_context():
                     last_purge, last_beat = self._housekeeping(last_purge, last_beat)
-                    busy = False if stopping else self._claim_more(owner)  # first keep the senders fed
-                    busy = self._record_done(owner) or busy
+                    self._round(owner, handoff, stopping)
                     if stopping:
-                        self._give_back(owner)
-                        if not self._unfinished():
+                        claims.unused([work.event_id for work in handoff.take_queued()], owner)
+                        if not handoff.unfinished():
                             break
-                    idle = not (stopping or self._unfinished())
+                    idle = not (stopping or handoff.unfinished())
                     wait = claims.seconds_until_next_due(self.poll) if idle else self.poll
                 failures = 0
             except Exception:  # a lost database must not kill the worker: back off and retry
                 failures += 1
-                busy, wait = False, min(30.0, 0.5 * 2**failures)
+                wait = min(30.0, 0.5 * 2**failures)
                 log.exception("dispatcher %s failed; retrying in %.1fs", owner, wait)
                 if stopping and failures > 3:
                     break
-            if not busy:
-                self._wake.wait(wait)
+            self._wake.wait(wait)  # the senders wake it when they run short of work or have enough to record
         self._shut_down(owner)
 
-    def _claimed(self) -> Counter:
-        """Events per endpoint this worker has claimed and not yet sent: queued or sending (holding _turn)."""
-        return Counter(work.endpoint_id for work in self._ready) + self._sending
-
-    def _unfinished(self) -> bool:
-        """Whether any claimed event is still queued, being sent, or waiting to be recorded."""
-        with self._turn:
-            return bool(self._ready or +self._sending or self._done)
-
-    def _claim_more(self, owner: str) -> bool:
-        """Claim as many due events as the senders have room for; True when some were claimed."""
-        with self._turn:
-            claimed = self._claimed()
-        room = self.thread_count * self.queued - sum(claimed.values())
-        if room <= 0:
-            return False
-        works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, room,
-                             per_endpoint=self.per_endpoint * self.queued, in_flight=claimed)
-        if not works:
-            return False
-        with self._turn:
-            self._ready.extend(works)
-            self._turn.notify_all()
-        return True
-
-    def _record_done(self, owner: str) -> bool:
-        """Record every finished try in one transaction; True when there were some."""
-        with self._turn:
-            done, self._done = self._done, []
-        if not done:
-            return False
+    def _round(self, owner: str, handoff: Handoff, stopping: bool) -> None:
+        """Record the tries handed back and claim what the senders have room for, in one transaction (recorded
+        first, so a later event of an escalation just delivered may be claimed at once)."""
+        room, claimed = (0, None) if stopping else handoff.room()
+        done = handoff.take_done(claiming=room > 0)
         try:
-            if record(done, owner, self.rules):
+            if done and record(done, owner, self.rules, commit=False):
                 self._alert_wake.set()
+            works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, room,
+                                 per_endpoint=self.per_endpoint * self.queued, in_flight=claimed) if room > 0 else []
+            if room <= 0 and done:  # else claim() commits, the recorded tries with its leases
+                db.session.commit()
         except Exception:
-            with self._turn:  # keep them for the next round
-                self._done[:0] = done
+            db.session.rollback()
+            handoff.give_back_done(done)  # kept for the next round
             raise
-        return True  # the caller claims again at once: a later event of an escalation may be free now
+        handoff.queue(works)
 
     def _housekeeping(self, last_purge: float, last_beat: float) -> tuple[float, float]:
         """The periodic chores: the heartbeat and the trace purge."""
@@ -243,12 +220,6 @@ class Dispatcher:
             last_purge = now
         return last_purge, last_beat
 
-    def _give_back(self, owner: str) -> None:
-        """Stopping: hand back the leases of claimed events no sender has started."""
-        with self._turn:
-            unsent, self._ready = list(self._ready), deque()
-        claims.unused([work.event_id for work in unsent], owner)
-
     def _shut_down(self, owner: str) -> None:
         """Remove the heartbeat: this worker is gone."""
         try:
@@ -256,81 +227,12 @@ class Dispatcher:
                 forget_worker(self.process_id)
         except Exception:  # stopping anyway; the stale heartbeat ages out (unsent leases expire)
             log.warning("could not remove the heartbeat of %s", self.process_id)
-        self._ready.clear()
-
-    # -- alerts ----------------------------------------------------------------------------------
-
-    def _alert_loop(self) -> None:
-        """Send the alert outbox apart from deliveries: woken when a batch raised alerts, else polling."""
-        failures = 0
-        while not self._stop.is_set():
-            self._alert_wake.clear()
-            try:
-                with self.app.app_context():
-                    self.alerter.send_due()
-                failures = 0
-            except Exception:  # a lost database: back off, the rows wait
-                failures += 1
-                log.exception("sending alerts failed; retrying")
-            self._alert_wake.wait(min(30.0, self.poll * 2**failures))
+        self._handoff.take_queued()
 
     def send_alerts(self) -> int:
         """Send the alerts due now, inline in this thread (tests and the CLI); returns how many were tried."""
         with self.app.app_context():
             return self.alerter.send_due()
-
-    # -- the senders -----------------------------------------------------------------------------
-
-    def _send_loop(self) -> None:
-        while True:
-            with self._turn:
-                work = self._next_ready()
-                while work is None and not (self._stop.is_set() and not self._ready):
-                    self._turn.wait(self.poll)
-                    work = self._next_ready()
-                if work is None:
-                    return
-                self._sending[work.endpoint_id] += 1
-            try:
-                done = self.try_once(work)
-            except Exception as exc:  # a bug must not lose the try: it is recorded as failed and retried
-                log.exception("sending %s failed", work.event_id)
-                done = Try(work, Outcome(0, error=f"Internal error while sending: {exc.__class__.__name__}"))
-            with self._turn:
-                self._sending[work.endpoint_id] -= 1
-                self._done.append(done)
-                self._turn.notify_all()
-                # Wake the coordinator when the senders run short of work or enough tries wait to make
-                # a batch worth recording; a lone event (nothing else queued) is recorded at once.
-                wake = len(self._ready) < self.thread_count or len(self._done) >= self.thread_count
-            if wake:
-                self._wake.set()
-
-    def _next_ready(self) -> Work | None:
-        """The oldest claimed event whose endpoint has a free send (called holding _turn)."""
-        for work in self._ready:
-            if self._sending[work.endpoint_id] < self.per_endpoint:
-                self._ready.remove(work)
-                return work
-        return None
-
-    def try_once(self, work: Work) -> Try:
-        """Sign and send one leased event (no database): what record() needs."""
-        target = work.target
-        if not target.enabled:
-            return Try(work, None)
-        if target.held:
-            return Try(work, None, held=target.held)
-        if target.problem:
-            return Try(work, Outcome(0, error=target.problem))
-        headers = build_request(work.webhook_id, work.event_type, work.body, target.keys, synthetic=work.synthetic,
-                                endpoint_id=work.endpoint_id, custom=target.headers)
-        outcome = self.sender.post(target.url, work.body, headers)
-        if target.headers:  # custom header values may be credentials: the attempt log keeps their names only
-            headers = {**headers, **dict.fromkeys(target.headers, HIDDEN)}
-        return Try(work, outcome, headers)
-
-    # -- inline ------------------------------------------------------------------------------------
 
     def drain(self, limit: int = 1000) -> int:
         """Deliver what is due now, inline in this thread (tests and the CLI); returns how many tries were made."""
@@ -340,6 +242,6 @@ class Dispatcher:
                 works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, min(64, limit - count))
                 if not works:
                     break
-                record([self.try_once(work) for work in works], owner, self.rules)
+                record([try_once(work, self.sender) for work in works], owner, self.rules)
                 count += len(works)
         return count

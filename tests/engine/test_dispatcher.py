@@ -14,7 +14,8 @@ from qlar_console.clock import utcnow
 from qlar_console.engine.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
-from qlar_console.settings.service import get_settings, regenerate_secret
+from qlar_console.settings.keys import regenerate_secret
+from qlar_console.settings.service import get_settings
 from qlar_console.worker import init_dispatcher
 
 ENV = ("agent-123", "production")

@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from engine.test_outage import PAIR, Switch, events, flow, outage_app
 from qlar_console.engine.models import Attempt, Event
-from qlar_console.engine.worker import HIDDEN
+from qlar_console.engine.senders import HIDDEN
 from qlar_console.extensions import db
 from qlar_console.settings import endpoints
 from qlar_console.settings.alerting import primary_endpoint
