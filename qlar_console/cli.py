@@ -31,7 +31,7 @@ from .escalations.purge_cli import purge_command
 from .escalations.service import TEMPLATES
 from .mailcatcher import start_mail_catcher
 from .receiver.cli import receiver_command
-from .settings import receiver_check, service
+from .settings import keys, receiver_check, service
 from .settings.cli import webhook_group
 from .settings.endpoint_cli import endpoint_group
 from .worker import become_lean_worker
@@ -103,7 +103,7 @@ def check_receiver_command(agent_id, env, as_json):
 @one_line_errors
 def rotate_master_key():
     """Re-encrypt every stored secret under the new master key."""
-    click.echo(service.rotate_master_key(CLI_ACTOR))
+    click.echo(keys.rotate_master_key(CLI_ACTOR))
 
 
 @qlar.command("demo")

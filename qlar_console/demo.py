@@ -9,7 +9,8 @@ from .extensions import db
 from .receiver.app import create_receiver_app, receiver_options, serve_receiver_in_thread
 from .receiver.certs import ensure_local_ca
 from .receiver.store import InvalidReceiverSetting
-from .settings.service import SettingsChange, add_agent, all_settings, get_settings, save_settings, signing_secrets
+from .settings.keys import signing_secrets
+from .settings.service import SettingsChange, add_agent, all_settings, get_settings, save_settings
 
 DEMO_AGENT = "agent-123"
 DEMO_ENVIRONMENTS = ["production", "staging"]

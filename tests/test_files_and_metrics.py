@@ -7,7 +7,7 @@ from apps import MASTER_KEY, dispose
 from qlar_console import create_app
 from qlar_console.crypto import master_key_path, secret_box
 from qlar_console.extensions import db
-from qlar_console.settings.service import rotate_master_key
+from qlar_console.settings.keys import rotate_master_key
 
 
 def mode(path) -> int:

@@ -33,7 +33,8 @@ def test_several_endpoints_migration_keeps_todays_webhook_its_secret_and_its_eve
     upgraded, the webhook is the pair's primary endpoint and nothing is lost."""
     from qlar_console.crypto import secret_box
     from qlar_console.engine.models import Attempt, Endpoint, Event
-    from qlar_console.settings.service import get_settings, signing_secrets
+    from qlar_console.settings.keys import signing_secrets
+    from qlar_console.settings.service import get_settings
 
     app = create_app({"TESTING": True, "SECRET_KEY": "x", "MASTER_KEY": MASTER_KEY, "INSTANCE_PATH": str(tmp_path),
                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'old.db'}"})

@@ -145,7 +145,8 @@ def _audit_call(response):
 
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI document (/api/v1/openapi.json) and its reference page (/api/v1/docs)."""
-    from . import catalog, deliveries, endpoints, escalations, settings  # noqa: F401 - each registers its routes
+    # each module registers its routes; receiver_check's join the Deliveries blueprint
+    from . import catalog, deliveries, endpoints, escalations, receiver_check, settings  # noqa: F401
 
     limiter.init_app(app)
     api = QlarApi(app, spec_kwargs={"info": {"description": "Configure webhooks, run escalation flows, read "

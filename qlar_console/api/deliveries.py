@@ -1,14 +1,16 @@
-"""/api/v1 deliveries: the log, one event with its attempts, Resend, Resend failed, and the receiver check."""
+"""/api/v1 deliveries: the log, one event with its attempts, Resend, Resend failed.
+
+The blueprint (tag Deliveries) also holds the receiver check's route, from api/receiver_check.py.
+"""
 from dataclasses import replace
 
 from flask import request, url_for
 from marshmallow import RAISE, fields, validate
 
-from ..deliveries import queries, service
+from ..deliveries import log_query, queries, service
 from ..engine.models import EVENT_TYPES, STATUSES
 from ..problems import ApiProblem
-from ..settings import receiver_check
-from ..settings.service import SettingsError, get_settings
+from ..settings.service import get_settings
 from . import actor, api_blueprint, requires
 from .schemas import StrictSchema, UtcDateTime, documented
 from .settings import PAIR
@@ -29,7 +31,7 @@ class DeliveriesQuerySchema(StrictSchema):
     status = fields.String(validate=NOT_EMPTY, **documented(enum=STATUSES, description="Only events in this state"))
     eventType = fields.String(validate=NOT_EMPTY, **documented(enum=EVENT_TYPES, description="Only this event type"))
     before = fields.String(validate=NOT_EMPTY, **documented(
-        pattern=f"^{queries.EVENT_ID.pattern}$", description="Cursor: only events older than this id (see `next`)"))
+        pattern=f"^{log_query.EVENT_ID.pattern}$", description="Cursor: only events older than this id (see `next`)"))
     synthetic = fields.Boolean(truthy={"true"}, falsy={"false"}, metadata={
         "description": "true: only synthetic events (simulator, scenarios, test flow; sent with X-Qlar-Synthetic); "
                        "false: only real ones; left out: both"})
@@ -97,28 +99,6 @@ class ResendFailedResultSchema(StrictSchema):
                                                    "were queued; call again for the rest"})
 
 
-class CheckRuleSchema(StrictSchema):
-    number = fields.Integer()
-    rule = fields.String()
-    required = fields.Boolean(metadata={"description": "false: advice only, not counted in `passed`"})
-    passed = fields.Boolean()
-    sent = fields.String()
-    got = fields.String()
-    fix = fields.String(allow_none=True)
-
-
-class ReceiverCheckSchema(StrictSchema):
-    agentId = fields.String()
-    environment = fields.String()
-    passed = fields.Boolean(metadata={"description": "Every required rule passed"})
-    ranAt = UtcDateTime()
-    ranBy = fields.String()
-    url = fields.String()
-    diagnosis = fields.String(allow_none=True, metadata={
-        "description": "The one cause behind every failure (e.g. every probe answered 404), or null"})
-    rules = fields.List(fields.Nested(CheckRuleSchema))
-
-
 def event_summary(event) -> dict:
     """An event as the log shows it (no body, no attempts)."""
     return {
@@ -148,17 +128,10 @@ def event_detail(event) -> dict:
             "attempts": [attempt_document(a) for a in event.attempts]}
 
 
-def check_document(check) -> dict:
-    """A stored receiver check: its verdict and scorecard."""
-    return {"agentId": check.agent_id, "environment": check.environment, "passed": check.passed,
-            "ranAt": check.ran_at, "ranBy": check.ran_by, "url": check.url, "diagnosis": check.diagnosis,
-            "rules": check.results}
-
-
-def parse_query(query: dict, agent_id: str, env: str) -> tuple[queries.Filters, str | None]:
+def parse_query(query: dict, agent_id: str, env: str) -> tuple[log_query.Filters, str | None]:
     """The page's filter rules applied to the API's parameters; a refusal is a 422 naming the parameter."""
     args = {"status": query.get("status"), "event_type": query.get("eventType"), "before": query.get("before")}
-    filters, before = queries.parse_filters(args, agent_id, env)
+    filters, before = log_query.parse_filters(args, agent_id, env)
     return replace(filters, synthetic=query.get("synthetic")), before
 
 
@@ -174,7 +147,7 @@ def next_url(query: dict, older_than: str) -> str:
 
 def known_id(event_id: str) -> str:
     """The path's event id, or 404 when it cannot be one (never sent to the database)."""
-    if not queries.EVENT_ID.fullmatch(event_id):
+    if not log_query.EVENT_ID.fullmatch(event_id):
         raise ApiProblem(404, f"No event {event_id!r}.")
     return event_id
 
@@ -235,21 +208,3 @@ def resend_failed(body: dict, agent_id: str, env: str):
     done = service.resend_failed(agent_id, env, body["since"], actor())
     return {"count": done.count, "since": done.since, "eventIds": done.event_ids,
             "escalationIds": done.escalation_ids, "more": done.more}
-
-
-@bp.route(f"{PAIR}/webhook/check", methods=["POST"])
-@requires("write")
-@bp.response(200, ReceiverCheckSchema)
-@bp.alt_response(404, response="NOT_FOUND")
-@bp.alt_response(409, response="CONFLICT")
-@bp.alt_response(429, response="TOO_MANY_REQUESTS")
-def check_receiver(agent_id: str, env: str):
-    """Check receiver: probe the saved webhook for the guide's rules (needs a saved URL; once every 10 s at most)."""
-    settings = get_settings(agent_id, env)
-    try:
-        check = receiver_check.check_receiver(settings, actor())
-    except receiver_check.CheckTooSoon as exc:
-        raise ApiProblem(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-    except SettingsError as exc:
-        raise ApiProblem(409, str(exc)) from None
-    return check_document(check)

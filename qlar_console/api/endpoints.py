@@ -7,8 +7,9 @@ from marshmallow import fields
 from ..auth.tokens import SCOPE_ROLES
 from ..engine.models import EVENT_TYPES, HEALTH_STATES
 from ..problems import ApiProblem
-from ..settings import alerting, endpoints, service
-from ..settings.endpoints import MAX_DESCRIPTION, MAX_HEADERS
+from ..settings import alerting, endpoints, keys, service
+from ..settings.endpoint_headers import MAX_HEADERS
+from ..settings.endpoints import MAX_DESCRIPTION
 from ..webhook_url import MAX_URL_LENGTH
 from . import actor, api_blueprint, requires
 from .schemas import StrictSchema, UtcDateTime, boolean, documented, integer
@@ -202,8 +203,8 @@ def remove_endpoint(endpoint_id: str):
 def endpoint_secret(body: dict, endpoint_id: str):
     """The endpoint's key, audited, never cached; with {"regenerate": true} (and a grace) a new key first."""
     ep = endpoints.editable(endpoint_id)
-    if body.get("grace", "none") not in service.GRACE_PERIODS:
-        raise endpoints.EndpointError(f"Grace period must be one of: {', '.join(service.GRACE_PERIODS)}.", "grace")
+    if body.get("grace", "none") not in keys.GRACE_PERIODS:
+        raise endpoints.EndpointError(f"Grace period must be one of: {', '.join(keys.GRACE_PERIODS)}.", "grace")
     if body.get("regenerate"):
         endpoints.regenerate_endpoint_secret(ep, actor(), body.get("grace", "none"))
     return {"secret": endpoints.reveal_endpoint_secret(ep, actor(), via="API")}, 200, {"Cache-Control": "no-store"}

@@ -4,7 +4,7 @@ from marshmallow import fields
 
 from ..engine.models import HEALTH_STATES
 from ..problems import ApiProblem
-from ..settings import alerting, service
+from ..settings import alerting, keys, service
 from ..settings.models import CLAIM_TIMEOUT_MINUTES, TRIGGER_CONDITIONS, URGENCY_LEVELS
 from ..webhook_url import MAX_URL_LENGTH
 from . import actor, api_blueprint, requires
@@ -108,7 +108,7 @@ class SettingsInputSchema(SettingsSchema):
 
 class RegenerateSchema(StrictSchema):
     grace = fields.String(load_default="none", **documented(
-        enum=service.GRACE_PERIODS, description="How long the previous key keeps validating"))
+        enum=keys.GRACE_PERIODS, description="How long the previous key keeps validating"))
 
 
 class SecretSchema(StrictSchema):
@@ -217,7 +217,7 @@ def replace_settings(document: dict, agent_id: str, env: str):
 def regenerate(body: dict, agent_id: str, env: str):
     """Regenerate Key now; the previous key validates only during the grace period chosen."""
     settings = service.get_settings(agent_id, env)
-    service.regenerate_secret(settings, actor(), body.get("grace", "none"))
+    keys.regenerate_secret(settings, actor(), body.get("grace", "none"))
     return _with_etag(settings_document(settings))
 
 
@@ -237,5 +237,5 @@ def resume(agent_id: str, env: str):
 @bp.response(200, SecretSchema, headers={"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}})
 def reveal_secret(agent_id: str, env: str):
     """Copy: the webhook key, audited, never cached."""
-    secret = service.reveal_secret(service.get_settings(agent_id, env), actor(), via="API")
+    secret = keys.reveal_secret(service.get_settings(agent_id, env), actor(), via="API")
     return {"secret": secret}, 200, {"Cache-Control": "no-store"}

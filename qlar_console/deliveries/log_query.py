@@ -1,17 +1,76 @@
-"""The Deliveries page's query string: Search (an event or escalation id), agent · environment, From and To days,
-Traffic (synthetic=only|none) and a cursor either way, on top of the status and event-type rules the API shares
-(queries.parse_filters)."""
+"""The Deliveries log's filters and how a query string sets them: the status and event-type rules the API shares
+(parse_filters), and on top for the page Search (an event or escalation id), agent · environment, From and To days,
+Traffic (synthetic=only|none) and a cursor either way (parse_log_args)."""
 import logging
 import re
 from dataclasses import dataclass, replace
+from datetime import date
 
 from ..clock import day_argument
-from .queries import EVENT_ID, TRAFFIC_ARGS, Filters, InvalidFilter, parse_filters
+from ..engine.models import EVENT_TYPES, STATUSES
+from ..errors import DomainError
 
 log = logging.getLogger(__name__)
 
+EVENT_ID = re.compile(r"evt_[0-9a-f]{1,36}")
 ENDPOINT_ID = re.compile(r"ep_[0-9a-f]{1,36}")
 ESCALATION_ID = re.compile(r"esc-[0-9A-Za-z_-]{1,36}")  # esc- and 12 hex digits (escalations.service), or bench ids
+TRAFFIC_ARGS = {True: "only", False: "none"}  # Filters.synthetic -> the page's synthetic= argument (Traffic)
+
+
+class InvalidFilter(DomainError):
+    """A filter in the query string is not one the log knows; `field` is its argument."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the log is narrowed to; None means any (the page shows every agent x environment, the API one).
+
+    event_id and escalation_id come from the page's Search; since and until are UTC days, both included;
+    synthetic: True only the simulator's, scenarios' and test flows' events, False only real ones (Traffic).
+    """
+
+    status: str | None = None
+    event_type: str | None = None
+    agent_id: str | None = None
+    environment: str | None = None
+    event_id: str | None = None
+    escalation_id: str | None = None
+    since: date | None = None
+    until: date | None = None
+    synthetic: bool | None = None
+    endpoint_id: str | None = None  # one endpoint's rows (ep_…)
+
+    @property
+    def search(self) -> str:
+        """What the Search field holds: the event id or escalation id searched for, or ""."""
+        return self.event_id or self.escalation_id or ""
+
+    def as_args(self) -> dict[str, str]:
+        """The page's filters as query-string arguments (unset ones left out), for links that keep them."""
+        args = {"q": self.search, "agent": self.agent_id, "env": self.environment, "status": self.status,
+                "event_type": self.event_type, "from": self.since and self.since.isoformat(),
+                "to": self.until and self.until.isoformat(), "synthetic": TRAFFIC_ARGS.get(self.synthetic),
+                "endpoint": self.endpoint_id}
+        return {k: v for k, v in args.items() if v}
+
+
+def parse_filters(args, agent_id: str | None = None, environment: str | None = None) -> tuple[Filters, str | None]:
+    """Check the log's status and event-type filters and `before` cursor; raises InvalidFilter with a clear message.
+
+    agent_id and environment narrow the log to one pair (the API's path); log_query.parse_log_args reads the page's.
+    """
+    status = args.get("status") or None
+    event_type = args.get("event_type") or None
+    before = args.get("before") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidFilter(f"Unknown status {status!r}: choose one of {', '.join(STATUSES)}.", "status")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise InvalidFilter(f"Unknown event type {event_type!r}: choose one of {', '.join(EVENT_TYPES)}.",
+                            "event_type")
+    if before is not None and not EVENT_ID.fullmatch(before):
+        raise InvalidFilter(f"{before!r} is not an event id (evt_…): follow the Older link to page back.", "before")
+    return Filters(status, event_type, agent_id, environment), before
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,15 @@ from ..auth.login import require_role
 from ..engine.models import EVENT_TYPES, STATUSES
 from ..errors import DomainError
 from ..settings.alerting import unhealthy_endpoints
+from ..settings.keys import debugger_keys
 from ..settings.schedule import overridden_pairs, schedule_in_force
-from ..settings.service import all_settings, debugger_keys, get_settings
-from . import log_query, queries, service
+from ..settings.service import all_settings, get_settings
+from . import display, log_query, queries, service, stats
 from .debugger import diagnose
 
 bp = Blueprint("deliveries", __name__)
 PREVIEW_ESCALATIONS = 20  # escalation ids Resend failed's preview lists; the rest are counted
-bp.add_app_template_filter(queries.pretty_body, "pretty_json")  # the event page's (also after a debugger check)
+bp.add_app_template_filter(display.pretty_body, "pretty_json")  # the event page's (also after a debugger check)
 
 
 @bp.app_template_global()
@@ -32,11 +33,11 @@ def url_with_endpoint(target: str, endpoint_id: str | None = None, **values) -> 
 def index():
     """The delivery log, newest first: Search, filters with counts per status, paged both ways by event id."""
     pairs = [(s.agent_id, s.environment) for s in all_settings()]
-    labels = queries.endpoint_labels()  # once: each row's endpoint is named from it (no query per row)
+    labels = display.endpoint_labels()  # once: each row's endpoint is named from it (no query per row)
     try:
         filters, cursor = log_query.parse_log_args(request.args, pairs, labels)
-    except queries.InvalidFilter as exc:
-        return _render_log(queries.Filters(), None, pairs, labels, error=exc), 400
+    except log_query.InvalidFilter as exc:
+        return _render_log(log_query.Filters(), None, pairs, labels, error=exc), 400
     page = queries.list_events(filters, cursor.before, after=cursor.after)
     return _render_log(filters, page, pairs, labels, paged=cursor != log_query.Cursor())
 
@@ -56,17 +57,17 @@ def _render_log(filters, page, pairs, labels, *, error=None, paged=False):
     form = request.args.to_dict() if error else dict(args)  # what the fields show: as typed when refused
     if "pair" not in form and (form.get("agent") or form.get("env")):
         form["pair"] = f"{form.get('agent', '')}/{form.get('env', '')}"
-    days = queries.daily_outcomes()
+    days = stats.daily_outcomes()
     dispatcher = current_app.extensions["qlar_dispatcher"]
     pair = get_settings(filters.agent_id, filters.environment) if filters.agent_id and filters.environment else None
     schedule = schedule_in_force(pair)  # the filtered pair's, or the default with the pairs that have their own
     return render_template(
-        "deliveries/index.html", health=queries.queue_health(schedule.delays, dispatcher.timeout),
+        "deliveries/index.html", health=stats.queue_health(schedule.delays, dispatcher.timeout),
         schedule=schedule, own_schedules=[] if pair else overridden_pairs(), unhealthy=unhealthy_endpoints(),
         page=page, filters=filters, form=form, error=error, links=links, counts=counts, window=queries.COUNT_WINDOW,
         found=found, filtered=bool(args) or error is not None, pairs=pairs, statuses=STATUSES,
         event_types=EVENT_TYPES, days=days, peak=max([1] + [max(d.succeeded, d.failed) for d in days]),
-        endpoint_labels=labels, endpoint_label=lambda ep_id: queries.endpoint_label(labels, ep_id),
+        endpoint_labels=labels, endpoint_label=lambda ep_id: display.endpoint_label(labels, ep_id),
         endpoint_choices=_endpoint_choices(labels, form),
     )
 
@@ -98,9 +99,9 @@ def event(event_id: str):
 
 def _endpoint_context(found) -> dict:
     """The event page's endpoint: its label, and the same event's rows at the other endpoints (same webhook-id)."""
-    labels = queries.endpoint_labels()
+    labels = display.endpoint_labels()
     return {"endpoint": labels.get(found.endpoint_id), "copies": queries.copies_of(found),
-            "endpoint_label": lambda ep_id: queries.endpoint_label(labels, ep_id)}
+            "endpoint_label": lambda ep_id: display.endpoint_label(labels, ep_id)}
 
 
 @bp.post("/deliveries/<event_id>/attempts/<int:number>/debug")
@@ -188,8 +189,8 @@ def _window(form: dict) -> str:
 def _render_resend(pairs, form, *, found=None, error=None):
     """The Resend failed page: the form, then the preview with its confirmation, or the refusal."""
     field = error and ("day" if error.field == "since" and form["window"] == "date" else error.field or "pair")
-    labels = queries.endpoint_labels()
+    labels = display.endpoint_labels()
     return render_template("deliveries/resend_failed.html", pairs=pairs, form=form, found=found, error=error,
                            error_field=field, windows=service.WINDOWS, shown=PREVIEW_ESCALATIONS,
                            endpoints=list(labels.values()),
-                           endpoint_label=lambda ep_id: queries.endpoint_label(labels, ep_id))
+                           endpoint_label=lambda ep_id: display.endpoint_label(labels, ep_id))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import selectinload
 
 from ..deliveries.curl import curl_command
-from ..deliveries.queries import endpoint_label, endpoint_labels
+from ..deliveries.display import endpoint_label, endpoint_labels
 from ..engine.models import CANCELLED, PENDING, SKIPPED, Attempt, Event
 from ..engine.send import timed_out
 from ..extensions import db

@@ -6,7 +6,7 @@ from ..audit.service import CLI_ACTOR
 from ..clock import utcnow
 from ..crypto import MASKED
 from ..errors import one_line_errors
-from . import alerting, service
+from . import alerting, keys, service
 from .schedule import describe_schedule
 
 webhook_group = AppGroup("webhook", help="The webhook of one agent x environment.")
@@ -40,7 +40,7 @@ def _echo_health(view: alerting.HealthView) -> None:
 def webhook_show(agent_id, env, reveal):
     """Show the webhook settings, health and alert recipients; the key is masked unless --reveal."""
     settings = service.get_settings(agent_id, env)
-    secret = service.reveal_secret(settings, CLI_ACTOR, via="CLI --reveal") if reveal else None
+    secret = keys.reveal_secret(settings, CLI_ACTOR, via="CLI --reveal") if reveal else None
     click.echo(f"Webhook:     {'Enabled' if settings.webhook_enabled else 'Disabled'}")
     click.echo(f"Webhook URL: {settings.webhook_url or '(none)'}")
     click.echo(f"Secret Key:  {secret or (MASKED if settings.secret_ciphertext else '(none yet)')}")
@@ -85,13 +85,13 @@ def webhook_set(agent_id, env, url, enable, retry_schedule, alert_emails, alert_
 @webhook_group.command("regenerate")
 @click.argument("agent_id")
 @click.argument("env")
-@click.option("--grace", type=click.Choice(list(service.GRACE_PERIODS)), default="none",
+@click.option("--grace", type=click.Choice(list(keys.GRACE_PERIODS)), default="none",
               help="How long the previous key stays valid.")
 @one_line_errors
 def webhook_regenerate(agent_id, env, grace):
     """Regenerate Key: the old key stops validating now, or after the grace period."""
     settings = service.get_settings(agent_id, env)
-    service.regenerate_secret(settings, CLI_ACTOR, grace)
+    keys.regenerate_secret(settings, CLI_ACTOR, grace)
     click.echo("Secret key regenerated" + ("." if grace == "none" else f"; the previous key stays valid for {grace}."))
 
 

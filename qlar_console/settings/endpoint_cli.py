@@ -6,7 +6,7 @@ from flask.cli import AppGroup
 from ..audit.service import CLI_ACTOR
 from ..crypto import MASKED
 from ..errors import one_line_errors
-from . import alerting, endpoints, service
+from . import alerting, endpoints, keys, service
 from .cli import _echo_health, _echo_recipients, _utc
 from .schedule import describe_schedule
 
@@ -97,7 +97,7 @@ def endpoint_set(endpoint_id, url, enabled, event_types, headers, description, r
 
 @endpoint_group.command("regenerate")
 @click.argument("endpoint_id")
-@click.option("--grace", type=click.Choice(list(service.GRACE_PERIODS)), default="none",
+@click.option("--grace", type=click.Choice(list(keys.GRACE_PERIODS)), default="none",
               help="How long the old key stays valid.")
 @one_line_errors
 def endpoint_regenerate(endpoint_id, grace):

@@ -2,10 +2,9 @@
 
 The card's webhook is the pair's primary endpoint (settings/service.py keeps its rules); each additional
 endpoint has its own URL (the same URL rule), switch, key (Regenerate Key with grace), retry schedule,
-alerts, event types (none: all), custom headers and description. The page, the API and the CLI all
+alerts, event types (none: all), custom headers (endpoint_headers.py) and description. The page, the API and the CLI all
 change endpoints through this module; engine/fanout.py decides which endpoints an event goes to.
 """
-import re
 from dataclasses import dataclass
 
 from flask import current_app
@@ -20,14 +19,13 @@ from ..engine.models import CANCELLED, EVENT_TYPES, HEALTHY, PENDING, Alert, End
 from ..extensions import db
 from ..webhook_url import check_webhook_url
 from .alerting import AlertsError, check_alert_url, parse_alert_emails
+from .endpoint_headers import HeadersError, parse_headers
+from .keys import GRACE_PERIODS, rotate_key
 from .models import EscalationSettings
 from .schedule import canonical_schedule
-from .service import GRACE_PERIODS, MAX_VERSION, AdminOnly, SettingsError, rotate_key
+from .service import MAX_VERSION, AdminOnly, SettingsError
 
-MAX_HEADERS, MAX_HEADER_BYTES, MAX_DESCRIPTION = 20, 4096, 200
-RESERVED_HEADERS = ("host", "content-length", "content-type", "user-agent", "transfer-encoding", "connection")
-RESERVED_PREFIXES = ("x-qlar-", "webhook-")
-TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 field-name
+MAX_DESCRIPTION = 200
 REMOVED = "Not sent: the endpoint was removed."
 
 
@@ -69,57 +67,6 @@ def parse_event_types(values) -> list[str]:
         raise EndpointError(f"Event types: unknown event type {unknown[0][:40]!r} "
                             f"(use {', '.join(EVENT_TYPES)}).", "event_types")
     return [t for t in EVENT_TYPES if t in values]
-
-
-def parse_headers(value) -> dict[str, str]:
-    """Custom headers from "Name: value" lines (or a mapping, or pairs), checked: each error names the header."""
-    if isinstance(value, dict):
-        pairs = list(value.items())
-    elif isinstance(value, list):
-        pairs = []
-        for item in value:
-            if isinstance(item, str):
-                pairs += _lines(item)
-            elif isinstance(item, (list, tuple)) and len(item) == 2:
-                pairs.append((str(item[0]), str(item[1])))
-            else:
-                raise EndpointError("Headers: give each header as 'Name: value'.", "headers")
-    else:
-        pairs = _lines(str(value or ""))
-    headers: dict[str, str] = {}
-    for name, raw in pairs:
-        name, text = str(name).strip(), str(raw).strip() if raw is not None else ""
-        shown = name[:60] or "(empty)"
-        if not TOKEN.match(name):
-            raise EndpointError(f"Headers: {shown!r} is not a valid header name.", "headers")
-        lower = name.lower()
-        if lower in RESERVED_HEADERS or lower.startswith(RESERVED_PREFIXES):
-            raise EndpointError(f"Headers: {name} is set by qlar and cannot be a custom header.", "headers")
-        if any(ord(c) < 32 or ord(c) == 127 for c in text):
-            raise EndpointError(f"Headers: the value of {name} has a control character.", "headers")
-        if not text.isascii():
-            raise EndpointError(f"Headers: the value of {name} must be printable ASCII.", "headers")
-        if lower in {h.lower() for h in headers}:
-            raise EndpointError(f"Headers: {name} is given twice.", "headers")
-        headers[name] = text
-    if len(headers) > MAX_HEADERS:
-        raise EndpointError(f"Headers: at most {MAX_HEADERS} headers, not {len(headers)}.", "headers")
-    size = sum(len(k.encode()) + len(v.encode()) + 4 for k, v in headers.items())
-    if size > MAX_HEADER_BYTES:
-        raise EndpointError(f"Headers: at most {MAX_HEADER_BYTES // 1024} KiB in all, not {size} bytes.", "headers")
-    return headers
-
-
-def _lines(text: str) -> list[tuple[str, str]]:
-    pairs = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if ":" not in line:
-            raise EndpointError(f"Headers: {line.strip()[:60]!r} is not 'Name: value'.", "headers")
-        name, value = line.split(":", 1)
-        pairs.append((name, value))
-    return pairs
 
 
 def endpoints_of_pair(settings: EscalationSettings) -> list[Endpoint]:
@@ -251,7 +198,10 @@ def _apply(ep: Endpoint, change: EndpointChange, *, as_admin: bool, adding: bool
     if change.event_types is not None:
         ep.event_types = parse_event_types(change.event_types)
     if change.headers is not None:
-        ep.headers = parse_headers(change.headers)
+        try:
+            ep.headers = parse_headers(change.headers)
+        except HeadersError as exc:
+            raise EndpointError(str(exc), exc.field) from None
     if change.description is not None:
         description = " ".join(str(change.description).split())
         if len(description) > MAX_DESCRIPTION:

@@ -17,14 +17,16 @@ from ..audit.service import record
 from ..clock import utcnow
 from ..crypto import generate_secret, secret_box
 from ..engine.health import endpoints_of
-from ..engine.models import Endpoint
+from ..engine.models import Endpoint, SigningKeys
 from ..engine.outbox import freeze
 from ..engine.request import build_request
 from ..engine.send import Outcome, Sender
 from ..errors import DomainError
 from ..extensions import db
+from .check_diagnosis import diagnose_outcomes
+from .keys import signing_secrets
 from .models import EscalationSettings, ReceiverCheck
-from .service import SettingsError, signing_secrets
+from .service import SettingsError
 
 CHECK_EVENT = "qlar.conformance_check"
 MIN_INTERVAL = timedelta(seconds=10)
@@ -74,32 +76,6 @@ def _got(outcome: Outcome) -> str:
     if outcome.status is None:
         return outcome.error or "no response"
     return f"HTTP {outcome.status}" + (f" in {outcome.duration_ms:.0f} ms" if outcome.duration_ms else "")
-
-
-ADVICE_BY_STATUS = {
-    401: "even the correctly signed one: the receiver does not hold the current key (Copy it again) "
-         "or does not verify the raw body",
-    403: "even the correctly signed one: the receiver, a proxy or a firewall refuses qlar's requests",
-    404: "check the URL path",
-    405: "the URL does not take POST: check the URL path",
-    410: "the endpoint says it is gone: check the URL",
-}
-
-
-def diagnose_outcomes(outcomes: list[Outcome]) -> str | None:
-    """One diagnosis when every probe got the same non-2xx answer or the same connection error, else None."""
-    answers = {(o.status, None if o.status is not None else o.error) for o in outcomes}
-    if len(answers) != 1:
-        return None
-    status, error = answers.pop()
-    if status is None:
-        return (f"No probe got an answer ({error or 'no response'}): check the host name, port, "
-                "TLS certificate and firewall.")
-    if 200 <= status < 300:
-        return None
-    advice = ADVICE_BY_STATUS.get(status) or (
-        "the receiver is failing: look at its logs" if status >= 500 else "check the URL and the receiver")
-    return f"Endpoint answered {status} to every probe: {advice}."
 
 
 class _Prober:
@@ -206,24 +182,10 @@ def check_receiver(settings: EscalationSettings, actor: str) -> ReceiverCheck:
     """Run the probes against the saved webhook (at most once every 10 s per webhook); stored and audited."""
     if not settings.webhook_url or not settings.secret_ciphertext:
         raise SettingsError("Save the webhook with its URL first: the check probes the saved endpoint.")
-    now = utcnow()
-    expired = None
-    if settings.previous_secret_ciphertext and not settings.previous_secret_active(now):
-        expired = secret_box().decrypt(settings.previous_secret_ciphertext)
-    keys, url = signing_secrets(settings, now), settings.webhook_url
-    take_check_slot(endpoints_of({(settings.agent_id, settings.environment)})[(settings.agent_id,
-                                                                             settings.environment)].id, now)
-    results, diagnosis = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, settings.agent_id,
-                         settings.environment, expired)
-    passed = all(r.passed for r in results if r.required)
-    failed = [str(r.number) for r in results if r.required and not r.passed]
-    check = ReceiverCheck(agent_id=settings.agent_id, environment=settings.environment, ran_at=now, ran_by=actor,
-                          url=url, passed=passed, results=[r.as_dict() for r in results],
-                          diagnosis=diagnosis)
+    primary = endpoints_of({(settings.agent_id, settings.environment)})[(settings.agent_id, settings.environment)]
+    check, verdict = _run_check(settings, settings.webhook_url, primary, actor)
     db.session.add(check)
-    record(actor, "webhook.receiver_checked",
-           f"{url}: " + ("every required rule passed" if passed else f"failed rules {', '.join(failed)}")
-           + (f"; {diagnosis}" if diagnosis else ""),
+    record(actor, "webhook.receiver_checked", f"{check.url}: {verdict}",
            agent_id=settings.agent_id, environment=settings.environment)
     db.session.commit()
     return check
@@ -242,22 +204,30 @@ def check_endpoint(ep: Endpoint, actor: str) -> ReceiverCheck:
     every 10 s per endpoint); audited. The scorecard is returned, not stored."""
     if not ep.url or not ep.secret_ciphertext:
         raise SettingsError("The endpoint has no URL yet: save it first.")
+    check, verdict = _run_check(ep, ep.url, ep, actor)
+    record(actor, "webhook.receiver_checked", f"endpoint {ep.id}: {check.url}: {verdict}",
+           agent_id=ep.agent_id, environment=ep.environment)
+    db.session.commit()
+    return check
+
+
+def _run_check(holder: SigningKeys, url: str, ep: Endpoint, actor: str) -> tuple[ReceiverCheck, str]:
+    """Take the endpoint's check slot and probe url with the holder's keys (and its expired previous key, for
+    rule 9); the scorecard (not added to the session) and the verdict the audit entry gives."""
     now = utcnow()
     expired = None
-    if ep.previous_secret_ciphertext and not ep.previous_secret_active(now):
-        expired = secret_box().decrypt(ep.previous_secret_ciphertext)
-    keys, url = signing_secrets(ep, now), ep.url
+    if holder.previous_secret_ciphertext and not holder.previous_secret_active(now):
+        expired = secret_box().decrypt(holder.previous_secret_ciphertext)
+    keys = signing_secrets(holder, now)
     take_check_slot(ep.id, now)
     results, diagnosis = run_probes(current_app.extensions["qlar_dispatcher"].sender, url, keys, ep.agent_id,
                                     ep.environment, expired)
     passed = all(r.passed for r in results if r.required)
     failed = [str(r.number) for r in results if r.required and not r.passed]
-    verdict = "every required rule passed" if passed else f"failed rules {', '.join(failed)}"
-    record(actor, "webhook.receiver_checked", f"endpoint {ep.id}: {url}: {verdict}"
-           + (f"; {diagnosis}" if diagnosis else ""), agent_id=ep.agent_id, environment=ep.environment)
-    db.session.commit()
+    verdict = ("every required rule passed" if passed else f"failed rules {', '.join(failed)}") + (
+        f"; {diagnosis}" if diagnosis else "")
     return ReceiverCheck(agent_id=ep.agent_id, environment=ep.environment, ran_at=now, ran_by=actor, url=url,
-                         passed=passed, results=[r.as_dict() for r in results], diagnosis=diagnosis)
+                         passed=passed, results=[r.as_dict() for r in results], diagnosis=diagnosis), verdict
 
 
 def take_check_slot(endpoint_id: str, now) -> None:

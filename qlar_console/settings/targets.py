@@ -14,8 +14,9 @@ from ..engine.models import Endpoint
 from ..engine.retry import parse_schedule
 from ..extensions import db
 from ..webhook_url import InvalidWebhookURL, check_webhook_url
+from .keys import signing_secrets
 from .models import EscalationSettings
-from .service import get_settings, signing_secrets
+from .service import get_settings
 
 
 def resolve_endpoints(ids: set[str]) -> dict[str, Target]:

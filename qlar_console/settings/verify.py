@@ -1,7 +1,8 @@
 """Verify in your receiver: the copy-ready snippets of docs/verify/, one page per language, linked from the card.
 
-The files are read from docs/verify/ as they are (tests/reference_receiver/test_verify_snippets.py runs each one as a server against
-real deliveries), never copied into a template; the Escalation page only links here, so it stays light.
+The files are read from docs/verify/ as they are (tests/reference_receiver/test_verify_snippets.py runs each one
+as a server against real deliveries), never copied into a template; the Escalation page only links here, so it
+stays light.
 """
 from typing import NamedTuple
 

@@ -7,7 +7,7 @@ from ..clock import utcnow
 from ..crypto import MASKED
 from ..engine.alerts import recent_alerts
 from ..webhook_url import PRIVATE_WARNING, InvalidWebhookURL, check_webhook_url
-from . import alerting, endpoints, missed, receiver_check, service
+from . import alerting, endpoints, keys, missed, receiver_check, service
 from .forms import GRACE_CHOICES, EndpointForm, RegenerateForm, SettingsForm
 from .schedule import default_schedule_text, schedule_in_force
 
@@ -125,7 +125,7 @@ def escalation(agent_id: str, env: str):
 def reveal_secret(agent_id: str, env: str):
     """Copy: hand the plaintext key to the page's script, once, never cached."""
     settings = _settings_or_404(agent_id, env)
-    response = jsonify(secret=service.reveal_secret(settings, current_user.username))
+    response = jsonify(secret=keys.reveal_secret(settings, current_user.username))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -140,7 +140,7 @@ def regenerate(agent_id: str, env: str):
         abort(400)
     if form.confirmed.data != "yes":
         return render_template("settings/confirm_regenerate.html", settings=settings, form=form)
-    service.regenerate_secret(settings, current_user.username, form.grace.data)
+    keys.regenerate_secret(settings, current_user.username, form.grace.data)
     if form.grace.data == "none":
         flash("Secret key regenerated. The previous key no longer validates: "
               "update your receiver with the new key now.", "success")
@@ -155,7 +155,7 @@ def regenerate(agent_id: str, env: str):
 def revoke_previous(agent_id: str, env: str):
     """Revoke previous key now: end the grace period early."""
     settings = _settings_or_404(agent_id, env)
-    service.revoke_previous_secret(settings, current_user.username)
+    keys.revoke_previous_secret(settings, current_user.username)
     flash("Previous key revoked: only the current key validates now.", "success")
     return redirect(_page_url(settings))
 

@@ -11,7 +11,8 @@ from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import EVENT_TYPES, STATUSES, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
-from qlar_console.settings.service import get_settings, signing_secrets
+from qlar_console.settings.keys import signing_secrets
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import verify_qlar_signature
 
 ENV = ("agent-123", "production")

@@ -6,7 +6,8 @@ from qlar_console.crypto import secret_box
 from qlar_console.engine.models import Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
-from qlar_console.settings.service import get_settings, regenerate_secret
+from qlar_console.settings.keys import regenerate_secret
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import qlar_signature
 
 

@@ -13,8 +13,9 @@ from qlar_console.escalations import service as escalations
 from qlar_console.extensions import db
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
+from qlar_console.settings.keys import signing_secrets
 from qlar_console.settings.receiver_check import check_receiver
-from qlar_console.settings.service import SettingsChange, get_settings, save_settings, signing_secrets
+from qlar_console.settings.service import SettingsChange, get_settings, save_settings
 
 SHOTS = os.environ.get("QLAR_SCREENSHOTS")
 

@@ -14,7 +14,8 @@ from playwright.sync_api import Page, expect
 
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
-from qlar_console.settings.service import get_settings, signing_secrets
+from qlar_console.settings.keys import signing_secrets
+from qlar_console.settings.service import get_settings
 
 
 @pytest.fixture

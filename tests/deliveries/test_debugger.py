@@ -13,7 +13,8 @@ from qlar_console.deliveries.debugger import diagnose
 from qlar_console.engine.models import Event
 from qlar_console.escalations.service import create_escalation
 from qlar_console.extensions import db
-from qlar_console.settings.service import DebugKey, get_settings, regenerate_secret
+from qlar_console.settings.keys import DebugKey, regenerate_secret
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import qlar_signature, standard_signature
 
 CURRENT, PREVIOUS = generate_secret(), generate_secret()

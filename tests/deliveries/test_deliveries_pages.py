@@ -12,7 +12,7 @@ from sqlalchemy import event as sa_event
 from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
-from qlar_console.deliveries.queries import daily_outcomes
+from qlar_console.deliveries.stats import daily_outcomes
 from qlar_console.engine.fanout import destinations
 from qlar_console.engine.models import Attempt, Event
 from qlar_console.engine.record import count_outcomes
@@ -445,7 +445,8 @@ def test_status_counts_are_capped():
 
 
 def test_counts_stop_at_the_cap(delivery_app):
-    from qlar_console.deliveries.queries import Filters, status_counts
+    from qlar_console.deliveries.log_query import Filters
+    from qlar_console.deliveries.queries import status_counts
 
     _insert(delivery_app, 4, status="failed")
     with delivery_app.app_context():

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from helpers import login
 
-from qlar_console.deliveries.queries import queue_health
+from qlar_console.deliveries.stats import queue_health
 from qlar_console.escalations.service import create_escalation
 
 

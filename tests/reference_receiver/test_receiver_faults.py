@@ -15,7 +15,8 @@ from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
 from qlar_console.receiver import create_receiver_app, ensure_local_ca, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.faults import Fault, FaultScript, parse_fault
-from qlar_console.settings.service import get_settings, signing_secrets
+from qlar_console.settings.keys import signing_secrets
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import qlar_signature
 
 KEY = generate_secret()

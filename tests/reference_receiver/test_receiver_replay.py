@@ -26,7 +26,8 @@ from qlar_console.receiver import (
     serve_receiver_in_thread,
 )
 from qlar_console.receiver.cli import receiver_command
-from qlar_console.settings.service import get_settings, signing_secrets
+from qlar_console.settings.keys import signing_secrets
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import qlar_signature, signature_headers
 
 KEY = generate_secret()

@@ -23,8 +23,9 @@ from qlar_console.clock import utcnow
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
+from qlar_console.settings.keys import regenerate_secret
 from qlar_console.settings.receiver_check import check_receiver
-from qlar_console.settings.service import get_settings, regenerate_secret
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import qlar_signature, standard_signature
 
 VERIFY = Path(__file__).resolve().parents[2] / "docs" / "verify"

@@ -12,13 +12,10 @@ from qlar_console.crypto import secret_box
 from qlar_console.extensions import db
 from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
 from qlar_console.receiver.certs import ensure_local_ca
+from qlar_console.settings.keys import regenerate_secret, signing_secrets
 from qlar_console.settings.models import ReceiverCheck
 from qlar_console.settings.receiver_check import CHECK_EVENT, CheckTooSoon, check_receiver
-from qlar_console.settings.service import (
-    get_settings,
-    regenerate_secret,
-    signing_secrets,
-)
+from qlar_console.settings.service import get_settings
 from qlar_console.signing import verify_qlar_signature
 
 ENV = ("agent-123", "production")

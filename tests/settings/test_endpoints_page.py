@@ -191,8 +191,9 @@ def test_check_receiver_probes_the_endpoint_with_its_own_key(tmp_path):
 
     from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
     from qlar_console.receiver.certs import ensure_local_ca
+    from qlar_console.settings.keys import signing_secrets
     from qlar_console.settings.receiver_check import CheckTooSoon, check_endpoint
-    from qlar_console.settings.service import get_settings, signing_secrets
+    from qlar_console.settings.service import get_settings
 
     certs = ensure_local_ca(tmp_path)
     app = make_app(tmp_path, ALLOW_PRIVATE_TARGETS=True, TIMEOUT_SECONDS=3)

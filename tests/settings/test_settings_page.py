@@ -9,7 +9,8 @@ from qlar_console.audit.models import AuditEntry
 from qlar_console.clock import utcnow
 from qlar_console.crypto import secret_box
 from qlar_console.extensions import db
-from qlar_console.settings.service import get_settings, signing_secrets
+from qlar_console.settings.keys import signing_secrets
+from qlar_console.settings.service import get_settings
 
 
 def test_anonymous_is_sent_to_login(client):
