@@ -145,8 +145,8 @@ def _audit_call(response):
 
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI document (/api/v1/openapi.json) and its reference page (/api/v1/docs)."""
-    # each module registers its routes; receiver_check's join the Deliveries blueprint
-    from . import catalog, deliveries, endpoints, escalations, receiver_check, settings  # noqa: F401
+    # each module registers its routes; simulate's and receiver_check's join the Escalations and Deliveries blueprints
+    from . import catalog, deliveries, endpoints, escalations, receiver_check, settings, simulate  # noqa: F401
 
     limiter.init_app(app)
     api = QlarApi(app, spec_kwargs={"info": {"description": "Configure webhooks, run escalation flows, read "

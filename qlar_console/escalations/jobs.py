@@ -9,7 +9,6 @@ import secrets
 import threading
 import time
 from dataclasses import asdict
-from datetime import datetime
 
 from flask import Flask, current_app
 from sqlalchemy import update
@@ -17,14 +16,12 @@ from sqlalchemy.exc import IntegrityError
 
 from ..audit.service import record
 from ..clock import utcnow
-from ..engine.models import FAILED as DELIVERY_FAILED
-from ..engine.models import PENDING as DELIVERY_PENDING
-from ..engine.models import SUCCEEDED, Event
 from ..errors import Conflict, DomainError
 from ..extensions import db
 from ..settings.service import SettingsError, get_settings
 from . import scenario as scenarios
 from . import simulate
+from .job_status import ABANDONED
 from .models import ABANDONED_AFTER, CANCELLED, DELIVERING, FAILED, FINISHED, RUNNING, SimulationJob
 from .service import TransitionError
 
@@ -36,7 +33,6 @@ WAIT_SECONDS = (0, 600)
 DEFAULT_WAIT_SECONDS = 60
 PROGRESS_EVERY = 0.5  # seconds between two writes of flowsDone
 BEAT_EVERY = 5.0  # seconds between signs of life while a slow rate or the deliveries keep the job waiting
-ABANDONED = "abandoned"
 
 
 class JobError(DomainError):
@@ -109,32 +105,6 @@ def start_job(agent_id: str, environment: str, flows: int, rate: float | None = 
     return job
 
 
-def get_job(job_id: str) -> SimulationJob | None:
-    """The job with that id, or None."""
-    return db.session.get(SimulationJob, job_id)
-
-
-def latest_job(agent_id: str, environment: str) -> SimulationJob | None:
-    """The pair's newest job (running or ended), for the Escalations page; or None."""
-    return db.session.scalar(db.select(SimulationJob).filter_by(agent_id=agent_id, environment=environment)
-                             .order_by(SimulationJob.started_at.desc()).limit(1))
-
-
-def live_counts(job: SimulationJob) -> dict[str, int]:
-    """The pair's events since the job started (until it ended), by delivery status: its progress before the summary.
-
-    The job keeps no list of its escalations, so other events of the pair in that window count too; the
-    summary, once the job finishes, counts exactly its flows.
-    """
-    query = db.select(Event.status, db.func.count()).where(
-        Event.agent_id == job.agent_id, Event.environment == job.environment, Event.created_at >= job.started_at)
-    if job.finished_at is not None:
-        query = query.where(Event.created_at <= job.finished_at)
-    counts = dict(db.session.execute(query.group_by(Event.status)).all())
-    return {"events": sum(counts.values()), "delivered": counts.get(SUCCEEDED, 0),
-            "failed": counts.get(DELIVERY_FAILED, 0), "pending": counts.get(DELIVERY_PENDING, 0)}
-
-
 def unfinished_job(agent_id: str, environment: str) -> SimulationJob | None:
     """The pair's job still running or waiting for its deliveries, if any."""
     return db.session.scalar(db.select(SimulationJob).filter_by(agent_id=agent_id, environment=environment,
@@ -150,13 +120,6 @@ def cancel_job(job: SimulationJob, actor: str) -> SimulationJob:
            agent_id=job.agent_id, environment=job.environment)
     db.session.commit()
     return job
-
-
-def status_of(job: SimulationJob, now: datetime | None = None) -> tuple[str, str | None]:
-    """The job's status and error as readers see them: an abandoned job reads as failed, "abandoned"."""
-    if job.abandoned(now or utcnow()):
-        return FAILED, ABANDONED
-    return job.status, job.error
 
 
 def retire_abandoned(agent_id: str, environment: str) -> None:
@@ -249,16 +212,3 @@ def _fail(job_id: str, exc: Exception) -> None:
     except Exception:  # the database itself is gone: readers will see the job as abandoned
         db.session.rollback()
         log.exception("could not record the failure of simulate job %s", job_id)
-
-
-def job_document(job) -> dict:
-    """A simulate job as any process reads it (an abandoned one reads as failed)."""
-    status, error = status_of(job)
-    summary = job.summary and {"flows": job.summary["flows"], "events": job.summary["events"],
-                               "delivered": job.summary["delivered"], "failed": job.summary["failed"],
-                               "pending": job.summary["pending"], "p50Ms": job.summary["p50_ms"],
-                               "p99Ms": job.summary["p99_ms"]}
-    return {"id": job.id, "agentId": job.agent_id, "environment": job.environment, "status": status,
-            "flows": job.flows, "flowsDone": job.flows_done, "rate": job.rate, "waitSeconds": job.wait_seconds,
-            "createdBy": job.created_by, "startedAt": job.started_at, "finishedAt": job.finished_at,
-            "error": error, "summary": summary, "scenario": job.scenario}

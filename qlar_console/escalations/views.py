@@ -3,114 +3,29 @@
 Editors also start simulate jobs here (Flows, Rate, Simulate): the API's job, polled as JSON by app.js.
 """
 import logging
-from datetime import datetime
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..auth.login import require_role
 from ..extensions import db
-from ..settings.models import TRIGGER_CONDITIONS, EscalationSettings
+from ..settings.models import TRIGGER_CONDITIONS
 from ..settings.service import SettingsError, all_settings
-from . import jobs, service
+from . import job_status, jobs, service
 from . import scenario as scenarios
-from .forms import CreateEscalationForm
-from .models import CANCELLED, DELIVERING, FINISHED, RUNNING, Escalation
-from .simulate import Summary
+from .forms import CUSTOM_SCENARIO, CreateEscalationForm, SimulateForm
+from .listing import choose_pair, count_escalations, recent_escalations
 from .timeline import load_timeline
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("escalations", __name__)
 
-LIST_LIMIT = 50
 TEST_FLOW_NOTES = "Resolved by the qlar console test flow"
-CUSTOM_SCENARIO = "custom"  # the Scenario choice that reads the Scenario JSON field
-
-
-def choose_pair(pairs: list[EscalationSettings], agent_id: str | None = None,
-                environment: str | None = None) -> EscalationSettings | None:
-    """The pair named (either part may be left out): the first with its webhook enabled, else the first; or None."""
-    candidates = [p for p in pairs
-                  if (not agent_id or p.agent_id == agent_id) and (not environment or p.environment == environment)]
-    enabled = [p for p in candidates if p.webhook_enabled]
-    return (enabled or candidates or [None])[0]
-
-
-def recent_escalations(agent_id: str, environment: str, limit: int = LIST_LIMIT) -> list[Escalation]:
-    """The pair's escalations, newest first, at most `limit`."""
-    return list(db.session.scalars(
-        db.select(Escalation)
-        .where(Escalation.agent_id == agent_id, Escalation.environment == environment)
-        .order_by(Escalation.created_at.desc(), Escalation.id.desc())
-        .limit(limit)
-    ))
-
-
-def count_escalations(agent_id: str, environment: str) -> int:
-    """How many escalations the pair has in all."""
-    return db.session.scalar(
-        db.select(db.func.count()).select_from(Escalation)
-        .where(Escalation.agent_id == agent_id, Escalation.environment == environment)
-    )
 
 
 def _page_url(agent_id: str, environment: str) -> str:
     return url_for("escalations.index", agent=agent_id, env=environment)
-
-
-def simulation_state(job) -> dict:
-    """A simulate job as the API shows it, plus its live counts and, once finished, the summary lines the CLI prints."""
-    document = {name: value.isoformat() + "Z" if isinstance(value, datetime) else value
-                for name, value in jobs.job_document(job).items()}  # the API's document, in JSON
-    summary = Summary(**job.summary) if job.summary else None
-    progress = ({"events": summary.events, "delivered": summary.delivered, "failed": summary.failed,
-                 "pending": summary.pending} if summary else jobs.live_counts(job))
-    return {**document, "progress": progress, "statusText": _status_text(document),
-            "unfinished": document["status"] in (RUNNING, DELIVERING),
-            "summaryLines": summary.lines() if summary else None}
-
-
-def _status_text(document: dict) -> str:
-    """One sentence on where the job stands, for the page's live region (changes only with the status)."""
-    job_id, status = document["id"], document["status"]
-    return {
-        RUNNING: f"Simulate job {job_id} is running its flows.",
-        DELIVERING: f"Simulate job {job_id} ran its flows; waiting up to {document['waitSeconds']} s for their "
-                    "deliveries.",
-        FINISHED: f"Simulate job {job_id} finished. Summary:",
-        CANCELLED: f"Simulate job {job_id} stopped: {document['error'] or 'cancelled'}.",
-    }.get(status, f"Simulate job {job_id} failed: {document['error']}.")
-
-
-def parse_simulation(values: dict[str, str]) -> tuple[int | None, float | None, dict[str, str]]:
-    """The Flows and Rate fields as start_job takes them (Rate empty: as fast as possible), and the field errors."""
-    errors, flows, rate = {}, None, None
-    try:
-        flows = int(values["flows"])
-    except ValueError:
-        errors["flows"] = f"Flows must be a whole number from {jobs.FLOWS[0]} to {jobs.FLOWS[1]}."
-    if values["rate"]:
-        try:
-            rate = float(values["rate"])
-        except ValueError:
-            errors["rate"] = (f"Rate must be a number of flows per second, at most {jobs.MAX_RATE}; "
-                              "leave it empty to run as fast as possible.")
-    return flows, rate, errors
-
-
-def chosen_scenario(values: dict[str, str]) -> scenarios.Scenario | None:
-    """The Scenario field: None (Random flows), a shipped example, or the Scenario JSON pasted; ScenarioError."""
-    if not values["scenario"]:
-        return None
-    if values["scenario"] == CUSTOM_SCENARIO:
-        if not values["scenario_json"].strip():
-            raise scenarios.ScenarioError("Paste a scenario's JSON, or choose another scenario.")
-        return scenarios.parse_scenario(scenarios.load_json(values["scenario_json"], "The scenario JSON"))
-    example = scenarios.examples().get(values["scenario"])
-    if example is None:
-        raise scenarios.ScenarioError("Choose a scenario from the list.")
-    return example
 
 
 def _render(pairs, pair, form, status=200, simulation=None):
@@ -119,8 +34,8 @@ def _render(pairs, pair, form, status=200, simulation=None):
     simulation = {"values": {"flows": "10", "rate": "", "scenario": "", "scenario_json": ""}, "errors": {},
                   "message": None, **(simulation or {})}
     if pair is not None and current_user.has_role("editor"):
-        job = jobs.latest_job(pair.agent_id, pair.environment)
-        simulation.update(state=simulation_state(job) if job else None, started_at=job and job.started_at)
+        job = job_status.latest_job(pair.agent_id, pair.environment)
+        simulation.update(state=job_status.simulation_state(job) if job else None, started_at=job and job.started_at)
     html = render_template(
         "escalations/index.html",
         pairs=pairs, pair=pair, form=form, escalations=escalations,
@@ -247,23 +162,17 @@ def test_flow():
 def simulate():
     """Simulate: start the API's simulate job (Flows, Rate, Scenario) for the pair; the page then shows its progress."""
     agent_id, environment = request.form.get("agent", ""), request.form.get("env", "")
-    values = {name: request.form.get(name, "").strip() for name in ("flows", "rate", "scenario")}
-    values["scenario_json"] = request.form.get("scenario_json", "")  # as typed: errors name its lines
-    flows, rate, errors = parse_simulation(values)
-    script = None
-    try:
-        script = chosen_scenario(values)
-    except scenarios.ScenarioError as exc:
-        errors["scenario_json" if values["scenario"] == CUSTOM_SCENARIO else "scenario"] = str(exc)
+    form = SimulateForm()
     message, status = None, 422
-    if not errors:
+    if form.validate_on_submit():
+        flows, rate, script = form.flows_value, form.rate_value, form.script
         try:
             job = jobs.start_job(agent_id, environment, flows, rate, actor=current_user.username,
                                  scenario=script and script.document)
         except jobs.JobRunning as exc:
             message, status = str(exc), 409
         except jobs.JobError as exc:
-            errors[exc.field] = str(exc)
+            form[exc.field].errors.append(str(exc))
         else:
             pace = f"{rate:g} per second" if rate else "as fast as possible"
             following = f" of the {script.describe()}" if script else ""
@@ -274,16 +183,16 @@ def simulate():
     if pair is None:
         abort(404)
     return _render(pairs, pair, CreateEscalationForm.prefilled(), status=status,
-                   simulation={"values": values, "errors": errors, "message": message})
+                   simulation={"values": form.values(), "errors": form.field_errors(), "message": message})
 
 
 @bp.get("/escalations/simulations/<job_id>")
 @login_required
 def simulation(job_id: str):
     """A simulate job as JSON for the page's script: the API's document, live counts, then the CLI's summary."""
-    job = jobs.get_job(job_id)
+    job = job_status.get_job(job_id)
     if job is None:
         abort(404)
-    response = jsonify(simulation_state(job))
+    response = jsonify(job_status.simulation_state(job))
     response.headers["Cache-Control"] = "no-store"
     return response

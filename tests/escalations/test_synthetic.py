@@ -153,7 +153,7 @@ def test_traffic_filter_is_kept_by_paging_and_refuses_unknown_values(client, mix
     page = client.get("/deliveries?synthetic=only&status=skipped").get_data(as_text=True)
     assert "skipped (3)" in page  # the counts follow the filter
     with client.application.test_request_context():
-        from qlar_console.deliveries.queries import Filters
+        from qlar_console.deliveries.log_query import Filters
         assert Filters(synthetic=True).as_args() == {"synthetic": "only"}
         assert Filters(synthetic=False).as_args() == {"synthetic": "none"}
     refused = client.get("/deliveries?synthetic=maybe")
