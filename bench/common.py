@@ -30,6 +30,7 @@ from qlar_console.settings.service import SettingsChange, add_agent, get_setting
 MASTER_KEY = Fernet.generate_key().decode()
 SCRATCH = Path(tempfile.mkdtemp(prefix="qlar-bench-"))
 FLASK = str(Path(sys.executable).parent / "flask")
+THREADS = 4  # the dispatcher's concurrency in every comparison
 
 
 def figure(name: str, value) -> None:
