@@ -7,36 +7,58 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
+# The console binds a session to the browser that logged in (Flask-Login's "strong" protection: address and
+# User-Agent), so the login posted over HTTP and the browser context present the same one.
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome qlar-console-tests"
 
 
 @pytest.fixture
 def signed_in(browser, request):
     """Factory: a page signed in as a fixture user, in a fresh browser context (width, colour scheme, any other
     Playwright context option; clipboard allowed), opened at `path` (the Escalation page of agent-123 · production
-    unless given; None stays on the page login lands on). The console is the `live_server` fixture's unless
-    `base_url` is given. The contexts close after the test."""
-    from helpers import PAGE, sign_in
-    from playwright.sync_api import expect
+    unless given; None: /, the page a login lands on). The console is the `live_server` fixture's unless `base_url` is given.
+    The login is posted through the console's own form over HTTP and its cookies handed to the context (the login
+    page itself is driven by tests/browser/test_account_browser.py and test_pages_browser.py); the contexts close
+    after the test."""
+    from helpers import PAGE
 
     contexts = []
 
     def make(username: str = "editor", width: int = 1280, scheme: str = "light", path: str | None = PAGE,
              base_url: str | None = None, **options):
         base_url = base_url or request.getfixturevalue("live_server")[0]
+        options = {"user_agent": USER_AGENT, **options}
         context = browser.new_context(base_url=base_url, viewport={"width": width, "height": 900},
                                       color_scheme=scheme, **options)
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
         contexts.append(context)
+        cookies = login_cookies(base_url, username, options["user_agent"])
+        context.add_cookies([{"name": name, "value": value, "url": base_url} for name, value in cookies.items()])
         page = context.new_page()
-        sign_in(page, username)
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()
-        if path:
-            page.goto(path)
+        page.goto(path or "/")
         return page
 
     yield make
     for context in contexts:
         context.close()
+
+
+def login_cookies(base_url: str, username: str, user_agent: str) -> dict[str, str]:
+    """Log in through the console's login form (its CSRF token included) over HTTP; the session's cookies."""
+    import re
+
+    import requests
+    from apps import PASSWORD
+
+    with requests.Session() as session:
+        session.headers["User-Agent"] = user_agent
+        form = session.get(f"{base_url}/login", timeout=10)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form.text)
+        answer = session.post(f"{base_url}/login", allow_redirects=False, timeout=10,
+                              data={"username": username, "password": PASSWORD,
+                                    **({"csrf_token": token.group(1)} if token else {})})
+        assert answer.status_code == 302 and answer.headers["Location"] != "/login", answer.text[:500]
+        return session.cookies.get_dict()
 
 
 @pytest.fixture(scope="session")
