@@ -16,10 +16,10 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome qlar-console-tests"
 def signed_in(browser, request):
     """Factory: a page signed in as a fixture user, in a fresh browser context (width, colour scheme, any other
     Playwright context option; clipboard allowed), opened at `path` (the Escalation page of agent-123 · production
-    unless given; None: /, the page a login lands on). The console is the `live_server` fixture's unless `base_url` is given.
-    The login is posted through the console's own form over HTTP and its cookies handed to the context (the login
-    page itself is driven by tests/browser/test_account_browser.py and test_pages_browser.py); the contexts close
-    after the test."""
+    unless given; None: /, the page a login lands on). The console is the `live_server` fixture's unless
+    `base_url` is given. The login is posted through the console's own form over HTTP and its cookies handed to
+    the context (the login page itself is driven by tests/browser/test_account_browser.py and
+    test_pages_browser.py); the contexts close after the test."""
     from helpers import PAGE
 
     contexts = []
