@@ -148,6 +148,8 @@ class BenchReceiver:
         issued.private_key_pem.write_to_path(str(key))
         self.port = free_port()
         self.log = folder / "arrivals"
+        self._read: dict[Path, int] = {}  # bytes of each log already read into _seen
+        self._seen: dict[tuple[str, str], float] = {}
         self.url = f"https://127.0.0.1:{self.port}/webhook"
         self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "receiver.py"), str(self.port),
                                          str(cert), str(key), str(self.log), str(delay_ms), str(processes)],
@@ -169,13 +171,20 @@ class BenchReceiver:
         return seen
 
     def deliveries(self) -> dict[tuple[str, str], float]:
-        """(webhook-id, X-Qlar-Endpoint) -> first arrival (Unix time): one entry per event x endpoint."""
-        seen: dict[tuple[str, str], float] = {}
+        """(webhook-id, X-Qlar-Endpoint) -> first arrival (Unix time): one entry per event x endpoint.
+
+        Each call reads only what the logs gained since the last (a bench polls while the dispatcher runs,
+        and must not take its CPU re-reading every earlier arrival)."""
         for path in self.log.parent.glob(self.log.name + ".*"):
-            for line in path.read_text().split("\n")[:-1]:  # whole lines: the last may be half written
+            with open(path, "rb") as log:
+                log.seek(self._read.get(path, 0))
+                text = log.read()
+            whole = text[:text.rfind(b"\n") + 1]  # whole lines: the last may be half written
+            self._read[path] = self._read.get(path, 0) + len(whole)
+            for line in whole.decode().splitlines():
                 event_id, endpoint, at = line.split()
-                seen.setdefault((event_id, endpoint), float(at))
-        return seen
+                self._seen.setdefault((event_id, endpoint), float(at))
+        return dict(self._seen)
 
     def close(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)

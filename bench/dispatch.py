@@ -1,12 +1,27 @@
 """The dispatcher's throughput figures: against a bare requests loop, draining backlogs small and large, after an
 outage, and fanned out to several endpoints (groups dispatch, drain, outage, fanout)."""
 import itertools
+import subprocess
 import threading
 import time
 from datetime import timedelta
 
 import requests
-from common import THREADS, add_endpoints, backlog, bench_receiver, figure, make_app, point_webhook
+from common import (
+    FLASK,
+    ROOT,
+    SCRATCH,
+    THREADS,
+    add_endpoints,
+    app_env,
+    backlog,
+    bench_receiver,
+    figure,
+    free_port,
+    make_app,
+    point_webhook,
+    worker_process,
+)
 from sqlalchemy import func, update
 
 from qlar_console.clock import utcnow
@@ -140,3 +155,58 @@ def fanout_figures() -> None:
     figure("fanout_1_endpoint_per_s", f"{one_rate:.0f}")
     figure("fanout_3_endpoints_per_s", f"{three_rate:.0f}")
     figure("fanout_ratio", f"{three_rate / one_rate:.2f}")
+
+
+def arrival_rate(receiver, ids: set[str]) -> float:
+    """Deliveries/s of these webhook-ids at the receiver in the steady state (the middle 80 % of arrivals)."""
+    times = sorted(at for event_id, at in receiver.arrivals().items() if event_id in ids)
+    low, high = int(len(times) * 0.1), int(len(times) * 0.9)
+    return (high - low) / (times[high] - times[low])
+
+
+def drained_by(receiver, app, process: subprocess.Popen, count: int) -> float:
+    """Wait until the process delivered the app's `count` events; their steady-state arrival rate."""
+    with app.app_context():
+        ids = set(db.session.scalars(db.select(Event.id)).all())
+        db.session.commit()
+    deadline = time.monotonic() + 600
+    while len([key for key in receiver.arrivals() if key in ids]) < count:
+        assert process.poll() is None and time.monotonic() < deadline, "the dispatcher stopped delivering"
+        time.sleep(0.5)
+    return arrival_rate(receiver, ids)
+
+
+def independent_figures() -> None:
+    """Issue 24: the dispatcher in its own process at its default settings (4 senders, no
+    QLAR_ENDPOINT_CONCURRENCY), draining a backlog to the bench receiver, against the bare loop: as
+    `flask qlar worker` (external) and as `flask qlar serve` (embedded in the console); with the receiver
+    answering at once (the CPU is the limit) and after 20 ms (the network is). Target: 0.8 or more."""
+    for delay_ms, count in ((0, 3000), (20, 1500)):
+        suffix = f"_{delay_ms}ms" if delay_ms else ""
+        with bench_receiver(delay_ms=delay_ms) as receiver:
+            bare = bare_per_s(receiver, THREADS, 2000 if delay_ms == 0 else 800)
+            rates = {mode: independent_rate(receiver, mode, count) for mode in ("external", "embedded")}
+            bare = (bare + bare_per_s(receiver, THREADS, 2000 if delay_ms == 0 else 800)) / 2  # before and after
+        figure(f"independent_bare_per_s{suffix}", f"{bare:.0f}")
+        for mode, rate in rates.items():
+            figure(f"independent_{mode}_per_s{suffix}", f"{rate:.0f}")
+            figure(f"independent_{mode}_ratio{suffix}", f"{rate / bare:.2f}")
+
+
+def independent_rate(receiver, mode: str, count: int) -> float:
+    """Deliveries/s of a `flask qlar worker` (external) or `flask qlar serve` (embedded) child at its default
+    settings, draining `count` events."""
+    app = make_app(f"independent-{mode}-{next(RUNS)}", CA_BUNDLE=str(receiver.ca_file))
+    point_webhook(app, receiver.url)
+    backlog(app, count)
+    log = SCRATCH / f"independent-{mode}.log"
+    if mode == "external":
+        process = worker_process(app, THREADS, log)
+    else:
+        process = subprocess.Popen([FLASK, "qlar", "serve", "--port", str(free_port())], cwd=ROOT,
+                                   env=app_env(app), stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
+    try:
+        return drained_by(receiver, app, process, count)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

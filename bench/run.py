@@ -9,15 +9,16 @@ import time
 
 from body import body_scan_figures
 from common import SCRATCH
-from dispatch import dispatch_figures, drain_figures, fanout_figures, outage_figures
+from dispatch import dispatch_figures, drain_figures, fanout_figures, independent_figures, outage_figures
 from latency import latency_figures
 from pages import page_figures
 from soak import simulate_figures, soak_figures
 from workers import pg_figures, rss_figures
 
-GROUPS = {"dispatch": dispatch_figures, "latency": latency_figures, "drain": drain_figures,
-          "outage": outage_figures, "fanout": fanout_figures, "body": body_scan_figures, "pages": page_figures,
-          "pg": pg_figures, "rss": rss_figures, "simulate": simulate_figures, "soak": soak_figures}
+GROUPS = {"dispatch": dispatch_figures, "independent": independent_figures, "latency": latency_figures,
+          "drain": drain_figures, "outage": outage_figures, "fanout": fanout_figures, "body": body_scan_figures,
+          "pages": page_figures, "pg": pg_figures, "rss": rss_figures, "simulate": simulate_figures,
+          "soak": soak_figures}
 
 
 def main(names: list[str]) -> None:

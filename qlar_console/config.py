@@ -37,7 +37,7 @@ class Defaults:
     # Delivery (DESIGN.md "Delivery semantics")
     WORKER = "embedded"  # "external": no dispatcher thread in the web process; run `flask qlar worker`
     DISPATCHER_THREADS = 4  # sender threads: they only wait on the network, so a few are cheap
-    ENDPOINT_CONCURRENCY: int | None = None  # threads one endpoint may hold; default half of them (at least 1)
+    ENDPOINT_CONCURRENCY: int | None = None  # a hard limit; default a share of half that a fast endpoint may exceed
     TIMEOUT_SECONDS = 15
     LEASE_SECONDS = 60
     RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h"

@@ -101,15 +101,19 @@ _NEXT_PROBE = select(func.min(EP.c.next_probe_at)).where(EP.c.health == PAUSED, 
 
 
 def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_endpoint: int | None = None,
-          in_flight: Mapping[str, int] | None = None) -> list[Work]:
+          in_flight: Mapping[str, int] | None = None, wide: Mapping[str, int] | None = None) -> list[Work]:
     """Lease up to `limit` due events to `owner`, oldest due first; [] when nothing is due.
 
     With `per_endpoint`, no endpoint gets more than that many events in flight in this worker
-    (counting `in_flight`, by endpoint id); endpoints already full are left out of the query, so they cannot crowd
-    out the others. Paused endpoints are left out too, but for their probes.
+    (counting `in_flight`, by endpoint id), or than its own limit in `wide`; endpoints already full are left out
+    of the query, so they cannot crowd out the others. Paused endpoints are left out too, but for their probes.
     """
-    now, conn, in_flight = utcnow(), db.session.connection(), in_flight or {}
-    busy = [ep for ep, count in in_flight.items() if per_endpoint is not None and count >= per_endpoint]
+    now, conn, in_flight, wide = utcnow(), db.session.connection(), in_flight or {}, wide or {}
+
+    def full(endpoint_id: str, count: int) -> bool:
+        return per_endpoint is not None and count >= wide.get(endpoint_id, per_endpoint)
+
+    busy = [ep for ep, count in in_flight.items() if full(ep, count)]
     paused, probes = _probes(conn, now, lease, busy)
     busy += paused
     query = _CANDIDATES_EXCEPT if busy else _CANDIDATES
@@ -119,7 +123,7 @@ def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_end
     for event_id, endpoint_id in conn.execute(query, {"now": now, "limit": limit * 2, "busy": busy}):
         if len(ids) >= limit:
             break
-        if per_endpoint is not None and in_flight.get(endpoint_id, 0) + taken[endpoint_id] >= per_endpoint:
+        if full(endpoint_id, in_flight.get(endpoint_id, 0) + taken[endpoint_id]):
             continue
         taken[endpoint_id] += 1
         ids.append(event_id)

@@ -119,7 +119,8 @@ class Dispatcher:
             self._stop.clear()
             count = self.thread_count = threads or int(self.app.config["DISPATCHER_THREADS"])
             self.per_endpoint = self._endpoint_limit(count)
-            self._handoff = handoff = Handoff(count, self.per_endpoint, count * self.queued)
+            self._handoff = handoff = Handoff(count, self.per_endpoint, count * self.queued,
+                                              borrow=not self.app.config["ENDPOINT_CONCURRENCY"])
             self._threads = [threading.Thread(target=send_loop, name=f"qlar-sender-{i}", daemon=True,
                                               args=(handoff, self.sender, self._stop, self.poll, self._wake.set))
                              for i in range(count)]
@@ -192,13 +193,15 @@ class Dispatcher:
     def _round(self, owner: str, handoff: Handoff, stopping: bool) -> None:
         """Record the tries handed back and claim what the senders have room for, in one transaction (recorded
         first, so a later event of an escalation just delivered may be claimed at once)."""
-        room, claimed = (0, None) if stopping else handoff.room()
+        room, claimed, wide = (0, None, None) if stopping else handoff.room()
+        claims.unused([work.event_id for work in handoff.take_returned()], owner)
         done = handoff.take_done(claiming=room > 0)
         try:
             if done and record(done, owner, self.rules, commit=False):
                 self._alert_wake.set()
             works = claims.claim(owner, timedelta(seconds=self.lease), self.resolve, room,
-                                 per_endpoint=self.per_endpoint * self.queued, in_flight=claimed) if room > 0 else []
+                                 per_endpoint=self.per_endpoint * self.queued, in_flight=claimed,
+                                 wide=wide) if room > 0 else []
             if room <= 0 and done:  # else claim() commits, the recorded tries with its leases
                 db.session.commit()
         except Exception:
