@@ -8,14 +8,34 @@ from helpers import served
 
 
 def pytest_collection_modifyitems(config, items):
-    """Without a PostgreSQL URL (outside CI), leave the PostgreSQL runs out, saying so once at the end."""
-    if PG_URL or os.environ.get("CI"):
-        return
-    skipped = [item for item in items if "[postgresql" in item.nodeid or "test_faults.py" in item.nodeid]
-    if skipped:
-        config.hook.pytest_deselected(items=skipped)
-        items[:] = [item for item in items if item not in skipped]
-        FIGURES.append(f"postgresql: {len(skipped)} tests not run. {PG_HOWTO}")
+    """Without a PostgreSQL URL (outside CI), leave the PostgreSQL runs out, saying so once at the end; then
+    start the tests marked `long` first, one per pytest-xdist worker."""
+    if not (PG_URL or os.environ.get("CI")):
+        skipped = [item for item in items if "[postgresql" in item.nodeid or "test_faults.py" in item.nodeid]
+        if skipped:
+            config.hook.pytest_deselected(items=skipped)
+            items[:] = [item for item in items if item not in skipped]
+            FIGURES.append(f"postgresql: {len(skipped)} tests not run. {PG_HOWTO}")
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)
+    items[:] = long_first(items, workers)
+
+
+def long_first(items: list, workers: int) -> list:
+    """The items reordered so that each of the `workers` contiguous slices xdist hands out at the start begins
+    with its share of the `long` tests (dealt round-robin, longest first): a long test started last would
+    leave the other workers idle at the end. Every worker orders the same way (xdist checks it)."""
+    long = sorted((item for item in items if item.get_closest_marker("long")),
+                  key=lambda item: -item.get_closest_marker("long").args[0])
+    if not long or workers < 2:
+        return items
+    rest = iter([item for item in items if not item.get_closest_marker("long")])
+    ordered, left = [], len(items)
+    for worker in range(workers):
+        size = left // (workers - worker)  # what xdist's worksteal hands this worker first
+        left -= size
+        mine = long[worker::workers]
+        ordered += mine + [item for _, item in zip(range(size - len(mine)), rest, strict=False)]
+    return ordered + list(rest)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

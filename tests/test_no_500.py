@@ -211,6 +211,7 @@ def _form_routes(app) -> list[str]:
     return sorted(paths, key=lambda path: ("login" in path or "logout" in path, path))
 
 
+@pytest.mark.long(40)
 def test_generated_forms_never_get_a_5xx(fuzz_app):
     client = fuzz_app.test_client()
     routes = _form_routes(fuzz_app)

@@ -6,6 +6,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
 from apps import dispose, make_app
 from helpers import api_token, served
 
@@ -18,6 +19,7 @@ from qlar_console.extensions import db
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
+@pytest.mark.long(60)
 def test_schemathesis_finds_nothing(tmp_path, database_url, figure):
     app = make_app(tmp_path, SQLALCHEMY_DATABASE_URI=database_url,
                    WORKER="external", API_RATE_LIMIT="100000 per minute")  # no sends to fuzzed URLs

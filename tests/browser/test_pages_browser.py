@@ -63,6 +63,7 @@ PAGES = {
 
 
 @pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (390, "dark")])
+@pytest.mark.long(15)
 def test_every_page_fits_and_passes_axe(browser, site, width, scheme):
     console, receiver, event_id = site
     context = browser.new_context(base_url=console, viewport={"width": width, "height": 900}, color_scheme=scheme,

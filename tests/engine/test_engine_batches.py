@@ -5,6 +5,7 @@ import threading
 import time
 from collections import defaultdict
 
+import pytest
 from apps import point_webhook
 from receiver import Receiver
 from workers import start_worker, stop
@@ -97,6 +98,7 @@ def test_a_410_inside_a_batch_switches_the_webhook_off_once(delivery_app, receiv
     assert len(receiver.requests) == 4
 
 
+@pytest.mark.long(20)
 def test_a_worker_killed_mid_batch_loses_nothing_and_keeps_order(delivery_app, receiver, tmp_path):
     """SIGKILL while a batch is in flight: its leases expire, another worker sends them, order holds."""
     receiver.respond = lambda r: (200, {}, 0.3)
