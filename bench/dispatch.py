@@ -181,12 +181,12 @@ def independent_figures() -> None:
     QLAR_ENDPOINT_CONCURRENCY), draining a backlog to the bench receiver, against the bare loop: as
     `flask qlar worker` (external) and as `flask qlar serve` (embedded in the console); with the receiver
     answering at once (the CPU is the limit) and after 20 ms (the network is). Target: 0.8 or more."""
-    for delay_ms, count in ((0, 3000), (20, 1500)):
+    for delay_ms, count, bare_count in ((0, 3000, 2000), (20, 1500, 800)):
         suffix = f"_{delay_ms}ms" if delay_ms else ""
         with bench_receiver(delay_ms=delay_ms) as receiver:
-            bare = bare_per_s(receiver, THREADS, 2000 if delay_ms == 0 else 800)
+            before = bare_per_s(receiver, THREADS, bare_count)
             rates = {mode: independent_rate(receiver, mode, count) for mode in ("external", "embedded")}
-            bare = (bare + bare_per_s(receiver, THREADS, 2000 if delay_ms == 0 else 800)) / 2  # before and after
+            bare = (before + bare_per_s(receiver, THREADS, bare_count)) / 2  # before and after: the pace drifts
         figure(f"independent_bare_per_s{suffix}", f"{bare:.0f}")
         for mode, rate in rates.items():
             figure(f"independent_{mode}_per_s{suffix}", f"{rate:.0f}")
