@@ -88,7 +88,7 @@ _LEASE = (
                E.c.message_id, E.c.event_type, E.c.body, E.c.tries, E.c.attempt_count, E.c.manual_by, E.c.synthetic)
 )
 _NEXT_DUE = select(func.min(E.c.next_attempt_at)).where(E.c.status == PENDING,
-                                                          E.c.next_attempt_at > bindparam("now"))
+                                                          E.c.next_attempt_at > bindparam("since"))
 EP = Endpoint.__table__
 _PAUSED = select(EP.c.id, EP.c.next_probe_at).where(EP.c.health == PAUSED)
 _DUE_PROBE = or_(EP.c.next_probe_at.is_(None), EP.c.next_probe_at <= bindparam("now"))
@@ -97,7 +97,7 @@ _TAKE_PROBE = (update(EP).where(EP.c.id == bindparam("ep"), EP.c.health == PAUSE
                .values(next_probe_at=bindparam("until")))
 _PROBE = (select(E.c.id).where(E.c.endpoint_id == bindparam("ep"), E.c.status == PENDING, _FREE, _UNBLOCKED)
           .order_by(E.c.next_attempt_at, E.c.id).limit(1))
-_NEXT_PROBE = select(func.min(EP.c.next_probe_at)).where(EP.c.health == PAUSED, EP.c.next_probe_at > bindparam("now"))
+_NEXT_PROBE = select(func.min(EP.c.next_probe_at)).where(EP.c.health == PAUSED, EP.c.next_probe_at > bindparam("since"))
 
 
 def claim(owner: str, lease: timedelta, resolve: Resolve, limit: int, *, per_endpoint: int | None = None,
@@ -157,14 +157,16 @@ def _probes(conn, now: datetime, lease: timedelta, busy: list) -> tuple[list[str
     return paused, probes
 
 
-def seconds_until_next_due(ceiling: float, now: datetime | None = None) -> float:
-    """How long an idle worker may sleep: until the next scheduled try, at most `ceiling`.
+def seconds_until_next_due(ceiling: float, since: datetime, now: datetime | None = None) -> float:
+    """How long an idle worker may sleep: until the next try or probe due after `since` (when its last claim
+    looked; what was due then and not claimed waits on something else), at most `ceiling`; at once when one
+    came due meanwhile (a slow round must not sleep past it).
 
     One index seek (ix_events_due: status, next_attempt_at). Expired leases and successors freed by
     another process are found by the next poll; this process wakes itself for its own.
     """
     now = now or utcnow()
-    times = [db.session.scalar(statement, {"now": now}) for statement in (_NEXT_DUE, _NEXT_PROBE)]
+    times = [db.session.scalar(statement, {"since": since}) for statement in (_NEXT_DUE, _NEXT_PROBE)]
     db.session.commit()
     soonest = min((t for t in times if t is not None), default=None)
     if soonest is None:

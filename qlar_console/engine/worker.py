@@ -94,7 +94,7 @@ class Dispatcher:
         self.queued = max(1, min(MAX_QUEUED_PER_SENDER, int(self.lease // self.timeout) - 1))
         app.extensions["qlar_dispatcher"] = self
         if cfg["WORKER"] == "embedded" and not app.testing:
-            app.before_request(self._start_embedded)
+            app.before_request(self.start)  # once: later calls return at once
 
     def _endpoint_limit(self, threads: int) -> int:
         """How many sends one endpoint may hold: QLAR_ENDPOINT_CONCURRENCY, else half the threads (at least 1)."""
@@ -151,10 +151,6 @@ class Dispatcher:
         if self._handoff:
             self._handoff.wake_all()
 
-    def _start_embedded(self) -> None:
-        if not self._coordinator:
-            self.start()
-
     def notify(self) -> None:
         """New work: wake this process's coordinator at once, and other processes' through the wake-up channel."""
         self._wake.set()
@@ -173,13 +169,14 @@ class Dispatcher:
             try:
                 with self.app.app_context():
                     last_purge, last_beat = self._housekeeping(last_purge, last_beat)
+                    looked = utcnow()
                     self._round(owner, handoff, stopping)
                     if stopping:
                         claims.unused([work.event_id for work in handoff.take_queued()], owner)
                         if not handoff.unfinished():
                             break
                     idle = not (stopping or handoff.unfinished())
-                    wait = claims.seconds_until_next_due(self.poll) if idle else self.poll
+                    wait = claims.seconds_until_next_due(self.poll, looked) if idle else self.poll
                 failures = 0
             except Exception:  # a lost database must not kill the worker: back off and retry
                 failures += 1

@@ -2,7 +2,7 @@
 
 Each test pins one rule of DESIGN.md "Delivery semantics" / "Wire contract" that the rest of the suite
 could break without noticing. They drive the engine only through the fixtures, the dispatcher's
-drain/start/stop, the lifecycle and settings services, and the Event/Attempt rows.
+drain/start/stop, the lifecycle and settings services, the Event/Attempt rows, and the claim's next-due rule.
 """
 import os
 import re
@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 
 from qlar_console import create_app
 from qlar_console.clock import utcnow
+from qlar_console.engine import claim as claims
 from qlar_console.engine.models import Attempt, Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
@@ -206,6 +207,23 @@ def test_timeout_waits_at_least_the_slowdown_after_the_try_ended(apps, receiver)
     assert event.next_attempt_at - ended >= timedelta(seconds=3 - 1), (
         f"next try {event.next_attempt_at - ended} after the timed-out try ended; the slow-down is 3 s")
     assert len(receiver.requests) == 1
+
+
+def test_an_idle_worker_wakes_for_a_try_that_came_due_during_a_slow_round(delivery_app):
+    """The coordinator sleeps until the next try due after its claim looked, not a whole poll past it.
+
+    A round slower than the retry delay (a loaded machine) used to find nothing due "after now" and sleep the
+    2 s poll; a try that was already due when the claim looked, and was not claimed, waits on something else.
+    """
+    poll = delivery_app.config["POLL_SECONDS"]
+    with delivery_app.app_context():
+        lifecycle.create_escalation(*ENV)
+        due = db.session.scalar(db.select(Event.next_attempt_at))
+        later = due + timedelta(seconds=0.3)  # the round ended 0.3 s after the try came due
+        assert claims.seconds_until_next_due(poll, since=due - timedelta(milliseconds=1), now=later) == 0.01
+        assert claims.seconds_until_next_due(poll, since=due, now=later) == poll
+        early = due - timedelta(seconds=0.5)
+        assert claims.seconds_until_next_due(poll, since=early, now=early) == pytest.approx(0.5)
 
 
 # -- 4. The URL rule is checked again at send time ---------------------------------------------------
