@@ -57,14 +57,16 @@ def test_simulate_starts_the_job_shows_progress_then_the_cli_summary(app, client
     """No JS: the POST starts the API's job and redirects to the page; a reload shows its state, then the summary."""
     login(client, "editor")
 
-    started = client.post("/escalations/simulate", data={**PAIR, "flows": "2", "rate": "2"})
+    # 0.5 per second: the job runs 2 s or more, so it is still running when the second Simulate comes, however
+    # loaded the machine (at 2 per second a slow page read let it end first)
+    started = client.post("/escalations/simulate", data={**PAIR, "flows": "2", "rate": "0.5"})
 
     assert started.status_code == 302
     assert started.headers["Location"].endswith("/escalations?agent=agent-123&env=production#simulation")
     (job,) = _jobs(app)
-    assert (job.flows, job.rate, job.wait_seconds, job.created_by) == (2, 2.0, 60, "editor")
+    assert (job.flows, job.rate, job.wait_seconds, job.created_by) == (2, 0.5, 60, "editor")
     page = html.unescape(client.get(PAGE).get_data(as_text=True))
-    assert f"Simulate job {job.id} started: 2 flows, 2 per second." in page
+    assert f"Simulate job {job.id} started: 2 flows, 0.5 per second." in page
     assert f'<span data-sim="phase">Running</span> simulation: <code>{job.id}</code>' in page
     assert f'data-poll="/escalations/simulations/{job.id}"' in page and "to see its progress." in page
 
