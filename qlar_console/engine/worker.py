@@ -94,7 +94,7 @@ class Dispatcher:
         self.queued = max(1, min(MAX_QUEUED_PER_SENDER, int(self.lease // self.timeout) - 1))
         app.extensions["qlar_dispatcher"] = self
         if cfg["WORKER"] == "embedded" and not app.testing:
-            app.before_request(self.start)  # once: later calls return at once
+            app.before_request(self.start)
 
     def _endpoint_limit(self, threads: int) -> int:
         """How many sends one endpoint may hold: QLAR_ENDPOINT_CONCURRENCY, else half the threads (at least 1)."""
@@ -113,6 +113,8 @@ class Dispatcher:
 
     def start(self, threads: int | None = None) -> None:
         """Start the coordinator, the sender threads and the wake-up listener (once; a second call does nothing)."""
+        if self._coordinator:  # the embedded hook calls this on every request: no lock once started
+            return
         with self._lock:
             if self._coordinator:
                 return
