@@ -25,15 +25,30 @@ def save_form(version: int, url: str = "https://example.com/hooks/qlar", enabled
 
 @contextmanager
 def served(app):
-    """A WSGI app (the console, the reference receiver) over real HTTP on a free loopback port, in a thread;
-    yields its base URL. The thread checks for shutdown every 50 ms, so stopping it costs no test half a second."""
+    """A WSGI app (the console) over real HTTP on a free loopback port, in a thread; yields its base URL."""
     from werkzeug.serving import make_server
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    with _serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
+        yield f"http://127.0.0.1:{server.server_port}"
+
+
+@contextmanager
+def served_receiver(receiver_app, certs, port: int = 0):
+    """The reference receiver over real HTTPS (its local CA) on a loopback port, in a thread; yields the server."""
+    from qlar_console.receiver.app import make_receiver_server
+
+    with _serving(make_receiver_server(receiver_app, "127.0.0.1", port, certs)) as server:
+        yield server
+
+
+@contextmanager
+def _serving(server):
+    """Serve in a daemon thread until the block ends, then stop, free the port and join the thread. The thread
+    checks for shutdown every 50 ms, so stopping it costs no test half a second."""
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server
     finally:
         server.shutdown()
         server.server_close()

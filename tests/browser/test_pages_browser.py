@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 from apps import PASSWORD, dispose, make_app
-from helpers import axe_violations, served, sideways_overflow, wider_than
+from helpers import axe_violations, served, served_receiver, sideways_overflow, wider_than
 
 from qlar_console.auth.tokens import create_token
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as escalations
 from qlar_console.extensions import db
-from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
+from qlar_console.receiver.app import create_receiver_app, receiver_state
 from qlar_console.receiver.certs import ensure_local_ca
 from qlar_console.settings.keys import signing_secrets
 from qlar_console.settings.receiver_check import check_receiver
@@ -28,26 +28,25 @@ def site(tmp_path_factory):
     certs = ensure_local_ca(tmp_path)
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True, ALLOW_PRIVATE_TARGETS=True, TIMEOUT_SECONDS=3, LEASE_SECONDS=5)
     receiver_app = create_receiver_app([])
-    receiver, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
-    receiver_url = f"https://127.0.0.1:{receiver.server_port}"
-    with app.app_context():
-        staging = get_settings("agent-123", "staging")
-        save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=f"{receiver_url}/webhook"),
-                      expected_version=staging.version, actor="admin")
-        receiver_state(receiver_app).set_keys(signing_secrets(staging))
-        for _ in range(3):
-            escalation = escalations.create_escalation("agent-123", "staging")
-            escalations.claim(escalation.id, "admin")
-            escalations.complete(escalation.id, "Refund issued and the customer thanked us.")
-        escalations.create_escalation("agent-123", "production")
-        app.extensions["qlar_dispatcher"].drain()
-        check_receiver(get_settings("agent-123", "staging"), "admin")
-        create_token("ci pipeline", "admin", ["read"], actor="admin")
-        event_id = db.session.scalar(db.select(Event.id).where(Event.environment == "staging").limit(1))
-    with served(app) as console:
-        yield console, receiver_url, event_id
+    with served_receiver(receiver_app, certs) as receiver:
+        receiver_url = f"https://127.0.0.1:{receiver.server_port}"
+        with app.app_context():
+            staging = get_settings("agent-123", "staging")
+            save_settings(staging, SettingsChange(webhook_enabled=True, webhook_url=f"{receiver_url}/webhook"),
+                          expected_version=staging.version, actor="admin")
+            receiver_state(receiver_app).set_keys(signing_secrets(staging))
+            for _ in range(3):
+                escalation = escalations.create_escalation("agent-123", "staging")
+                escalations.claim(escalation.id, "admin")
+                escalations.complete(escalation.id, "Refund issued and the customer thanked us.")
+            escalations.create_escalation("agent-123", "production")
+            app.extensions["qlar_dispatcher"].drain()
+            check_receiver(get_settings("agent-123", "staging"), "admin")
+            create_token("ci pipeline", "admin", ["read"], actor="admin")
+            event_id = db.session.scalar(db.select(Event.id).where(Event.environment == "staging").limit(1))
+        with served(app) as console:
+            yield console, receiver_url, event_id
     dispose(app)
-    receiver.shutdown()
 
 
 PAGES = {

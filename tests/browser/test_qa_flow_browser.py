@@ -9,10 +9,10 @@ import time
 
 import pytest
 from apps import dispose, make_app, point_webhook
-from helpers import served
+from helpers import served, served_receiver
 from playwright.sync_api import Page, expect
 
-from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
+from qlar_console.receiver.app import create_receiver_app, receiver_state
 from qlar_console.receiver.certs import ensure_local_ca
 from qlar_console.settings.keys import signing_secrets
 from qlar_console.settings.service import get_settings
@@ -25,16 +25,15 @@ def stack(tmp_path):
     app = make_app(tmp_path, WTF_CSRF_ENABLED=True, ALLOW_PRIVATE_TARGETS=True, RETRY_SCHEDULE=",".join(["1s"] * 8),
                    TIMEOUT_SECONDS=3, LEASE_SECONDS=5)
     receiver_app = create_receiver_app([])
-    receiver, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
-    receiver_url = f"https://127.0.0.1:{receiver.server_port}"
-    with app.app_context():
-        point_webhook(app, f"{receiver_url}/webhook", "staging")
-        receiver_state(receiver_app).set_keys(signing_secrets(get_settings("agent-123", "staging")))
-    with served(app) as console:
-        app.extensions["qlar_dispatcher"].start()
-        yield console, receiver_url
-    dispose(app)
-    receiver.shutdown()
+    with served_receiver(receiver_app, certs) as receiver:
+        receiver_url = f"https://127.0.0.1:{receiver.server_port}"
+        with app.app_context():
+            point_webhook(app, f"{receiver_url}/webhook", "staging")
+            receiver_state(receiver_app).set_keys(signing_secrets(get_settings("agent-123", "staging")))
+        with served(app) as console:
+            app.extensions["qlar_dispatcher"].start()
+            yield console, receiver_url
+        dispose(app)
 
 
 def _wait_for_text(page: Page, url: str, text: str, count: int, timeout: float = 15) -> None:

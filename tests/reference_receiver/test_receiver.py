@@ -11,9 +11,10 @@ from datetime import timedelta
 import pytest
 import requests
 from flask import Flask
+from helpers import served_receiver
 
 from qlar_console.crypto import generate_secret
-from qlar_console.receiver import certs, create_receiver_app, ensure_local_ca, receiver_state, serve_receiver_in_thread
+from qlar_console.receiver import certs, create_receiver_app, ensure_local_ca, receiver_state
 from qlar_console.receiver.cli import read_key_file, receiver_command
 from qlar_console.receiver.store import Trace, TraceStore
 from qlar_console.signing import qlar_signature, signature_headers
@@ -360,35 +361,29 @@ def test_a_damaged_server_key_is_reissued(tmp_path):
 def test_over_real_https_with_the_local_ca(tmp_path):
     paths = ensure_local_ca(tmp_path)
     app = create_receiver_app([KEY])
-    server, thread = serve_receiver_in_thread(app, "127.0.0.1", 0, paths)
-    base = f"https://127.0.0.1:{server.server_port}"
-    try:
-        with requests.Session() as session:
-            ca = str(paths.ca_cert)  # per request: REQUESTS_CA_BUNDLE would override session.verify
-            body = json.dumps(event()).encode()
-            headers = {"Content-Type": "application/json",
-                       **signature_headers([KEY], "evt_0001", int(time.time()), body)}
-            response = session.post(f"{base}/webhook", data=body, headers=headers, timeout=5, verify=ca)
-            assert (response.status_code, response.json()) == (200, {"status": "processed"})
-            assert session.get(f"{base}/webhook", timeout=5, verify=ca).status_code == 405
-            page = session.get(f"{base}/", timeout=5, verify=ca)
-            assert "signature valid" in page.text and KEY not in page.text
-            by_name = session.get(f"https://localhost:{server.server_port}/traces.json", timeout=5, verify=ca)
-            assert by_name.json()["traces"][0]["outcome"] == "processed"
-            with pytest.raises(requests.exceptions.SSLError):
-                session.get(f"{base}/", timeout=5, verify=True)  # trusted only through the local CA
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with served_receiver(app, paths) as server, requests.Session() as session:
+        base = f"https://127.0.0.1:{server.server_port}"
+        ca = str(paths.ca_cert)  # per request: REQUESTS_CA_BUNDLE would override session.verify
+        body = json.dumps(event()).encode()
+        headers = {"Content-Type": "application/json",
+                   **signature_headers([KEY], "evt_0001", int(time.time()), body)}
+        response = session.post(f"{base}/webhook", data=body, headers=headers, timeout=5, verify=ca)
+        assert (response.status_code, response.json()) == (200, {"status": "processed"})
+        assert session.get(f"{base}/webhook", timeout=5, verify=ca).status_code == 405
+        page = session.get(f"{base}/", timeout=5, verify=ca)
+        assert "signature valid" in page.text and KEY not in page.text
+        by_name = session.get(f"https://localhost:{server.server_port}/traces.json", timeout=5, verify=ca)
+        assert by_name.json()["traces"][0]["outcome"] == "processed"
+        with pytest.raises(requests.exceptions.SSLError):
+            session.get(f"{base}/", timeout=5, verify=True)  # trusted only through the local CA
 
 
 def test_the_receiver_keeps_the_connection_alive_across_posts(tmp_path):
     paths = ensure_local_ca(tmp_path)
-    server, thread = serve_receiver_in_thread(create_receiver_app([KEY]), "127.0.0.1", 0, paths)
-    accepted = []
-    get_request = server.get_request
-    server.get_request = lambda: accepted.append(1) or get_request()  # before any client connects
-    try:
+    with served_receiver(create_receiver_app([KEY]), paths) as server:
+        accepted = []
+        get_request = server.get_request
+        server.get_request = lambda: accepted.append(1) or get_request()  # before any client connects
         with requests.Session() as session:
             for number in (1, 2):
                 body = json.dumps(event(eventId=f"evt_{number}", sequence=number)).encode()
@@ -399,6 +394,3 @@ def test_the_receiver_keeps_the_connection_alive_across_posts(tmp_path):
                 assert (response.status_code, response.json()) == (200, {"status": "processed"})
                 assert response.headers["Content-Length"] and "Connection" not in response.headers
         assert len(accepted) == 1  # one TCP connection and TLS handshake for both
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)

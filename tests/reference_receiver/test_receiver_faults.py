@@ -8,12 +8,13 @@ import time
 import pytest
 import requests
 from apps import dispose, make_app, point_webhook
+from helpers import served_receiver
 
 from qlar_console.crypto import generate_secret
 from qlar_console.engine.models import Event
 from qlar_console.escalations import service as lifecycle
 from qlar_console.extensions import db
-from qlar_console.receiver import create_receiver_app, ensure_local_ca, receiver_state, serve_receiver_in_thread
+from qlar_console.receiver import create_receiver_app, ensure_local_ca, receiver_state
 from qlar_console.receiver.faults import Fault, FaultScript, parse_fault
 from qlar_console.settings.keys import signing_secrets
 from qlar_console.settings.service import get_settings
@@ -239,16 +240,14 @@ def stack(tmp_path):
     app = make_app(tmp_path, ALLOW_PRIVATE_TARGETS=True, RETRY_SCHEDULE="200ms,200ms", TIMEOUT_SECONDS=0.5,
                    SLOWDOWN_SECONDS=1, LEASE_SECONDS=3)
     receiver_app = create_receiver_app([])
-    server, thread = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
     receiver_app.config["CA_FILE"] = str(certs.ca_cert)  # for the tests' own requests
-    with app.app_context():
-        point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
-        receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
-    receiver_app.config["BASE_URL"] = f"https://127.0.0.1:{server.server_port}"
-    yield app, receiver_app
-    dispose(app)
-    server.shutdown()
-    thread.join(timeout=5)
+    with served_receiver(receiver_app, certs) as server:
+        with app.app_context():
+            point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
+            receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
+        receiver_app.config["BASE_URL"] = f"https://127.0.0.1:{server.server_port}"
+        yield app, receiver_app
+        dispose(app)
 
 
 def _session(receiver_app) -> requests.Session:
@@ -259,7 +258,8 @@ def _session(receiver_app) -> requests.Session:
 
 
 def _set_fault(receiver_app, document: dict) -> None:
-    response = _session(receiver_app).post(receiver_app.config["BASE_URL"] + "/faults", json=document, timeout=5)
+    with _session(receiver_app) as session:
+        response = session.post(receiver_app.config["BASE_URL"] + "/faults", json=document, timeout=5)
     assert response.status_code == 200, response.text
 
 
@@ -287,8 +287,9 @@ def test_reset_drops_the_connection_and_the_server_keeps_serving(stack):
             session.post(base + "/webhook", data=b"{}", timeout=5)
     response = session.post(base + "/webhook", data=b"{}", timeout=5)  # a new connection, answered again
     assert response.status_code == 401
-    other = _session(receiver_app).get(base + "/faults", timeout=5)
-    assert other.json() == {"fault": None}
+    session.close()
+    with _session(receiver_app) as other:
+        assert other.get(base + "/faults", timeout=5).json() == {"fault": None}
     traces = _traces(receiver_app.test_client())
     assert [(t["status"], t["fault"]) for t in traces] == [
         (0, "connection reset (fault 1 of 2)"), (0, "connection reset (fault 2 of 2)"), (401, None)]

@@ -9,6 +9,7 @@ import pytest
 import requests
 from apps import dispose, make_app, point_webhook
 from flask import Flask
+from helpers import served_receiver
 from standardwebhooks.webhooks import Webhook
 
 from qlar_console.crypto import generate_secret
@@ -23,7 +24,6 @@ from qlar_console.receiver import (
     ensure_local_ca,
     receiver_options,
     receiver_state,
-    serve_receiver_in_thread,
 )
 from qlar_console.receiver.cli import receiver_command
 from qlar_console.settings.keys import signing_secrets
@@ -172,15 +172,12 @@ def test_a_replay_after_a_restart_is_a_duplicate(tmp_path):
     answers = []
     for _ in range(2):  # the receiver, then a new receiver app on the same store (a restart)
         app = create_receiver_app([KEY], seen_path=store)
-        server, thread = serve_receiver_in_thread(app, "127.0.0.1", 0, paths)
         try:
-            response = requests.post(f"https://127.0.0.1:{server.server_port}/webhook", data=body, headers=captured,
-                                     timeout=5, verify=str(paths.ca_cert))
+            with served_receiver(app, paths) as server:
+                response = requests.post(f"https://127.0.0.1:{server.server_port}/webhook", data=body,
+                                         headers=captured, timeout=5, verify=str(paths.ca_cert))
             answers.append((response.status_code, response.json()))
         finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
             receiver_state(app).seen.close()
     assert answers == [(200, {"status": "processed"}), (200, {"status": "duplicate"})]
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
@@ -241,32 +238,30 @@ def test_a_retry_of_an_hours_old_event_signed_afresh_is_accepted(tmp_path):
     app = make_app(tmp_path, ALLOW_PRIVATE_TARGETS=True, RETRY_SCHEDULE="300ms,300ms,300ms,300ms",
                    TIMEOUT_SECONDS=3, LEASE_SECONDS=5)
     receiver_app = create_receiver_app([], seen_path=tmp_path / "receiver-events.db")  # no key yet: tries get 401
-    server, thread = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
     client = receiver_app.test_client()
-    try:
-        with app.app_context():
-            point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
-            lifecycle.create_escalation("agent-123", "production")
-            event = db.session.scalar(db.select(Event))
-            hours_ago = event.created_at - timedelta(hours=5)  # as if it had been failing since then
-            document = json.loads(event.body) | {"timestamp": rfc3339(hours_ago)}
-            event.body, event.created_at, event.next_attempt_at = freeze(document), hours_ago, hours_ago
-            db.session.commit()
-            keys, event_id = signing_secrets(get_settings("agent-123", "production")), event.id
-        app.extensions["qlar_dispatcher"].start()
-        _wait(lambda: any(t["status"] == 401 for t in _traces(client)))
-        receiver_state(receiver_app).set_keys(keys)
-        _wait(lambda: any(t["outcome"] == "processed" for t in _traces(client)))
-        accepted = next(t for t in _traces(client) if t["outcome"] == "processed")
-        assert accepted["event_id"] == event_id
-        assert abs(int(accepted["request_headers"]["Webhook-Timestamp"]) - time.time()) < 60  # signed afresh
-        assert json.loads(accepted["body_excerpt"])["timestamp"] == document["timestamp"]  # the body is not
-        with app.app_context():
-            _wait(lambda: db.session.get(Event, event_id, populate_existing=True).status == SUCCEEDED)
-    finally:
-        dispose(app)
-        server.shutdown()
-        thread.join(timeout=5)
+    with served_receiver(receiver_app, certs) as server:
+        try:
+            with app.app_context():
+                point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
+                lifecycle.create_escalation("agent-123", "production")
+                event = db.session.scalar(db.select(Event))
+                hours_ago = event.created_at - timedelta(hours=5)  # as if it had been failing since then
+                document = json.loads(event.body) | {"timestamp": rfc3339(hours_ago)}
+                event.body, event.created_at, event.next_attempt_at = freeze(document), hours_ago, hours_ago
+                db.session.commit()
+                keys, event_id = signing_secrets(get_settings("agent-123", "production")), event.id
+            app.extensions["qlar_dispatcher"].start()
+            _wait(lambda: any(t["status"] == 401 for t in _traces(client)))
+            receiver_state(receiver_app).set_keys(keys)
+            _wait(lambda: any(t["outcome"] == "processed" for t in _traces(client)))
+            accepted = next(t for t in _traces(client) if t["outcome"] == "processed")
+            assert accepted["event_id"] == event_id
+            assert abs(int(accepted["request_headers"]["Webhook-Timestamp"]) - time.time()) < 60  # signed afresh
+            assert json.loads(accepted["body_excerpt"])["timestamp"] == document["timestamp"]  # the body is not
+            with app.app_context():
+                _wait(lambda: db.session.get(Event, event_id, populate_existing=True).status == SUCCEEDED)
+        finally:
+            dispose(app)
 
 
 def _traces(client) -> list[dict]:

@@ -5,12 +5,12 @@ from types import SimpleNamespace
 
 import pytest
 from apps import make_app, point_webhook
-from helpers import login
+from helpers import login, served_receiver
 
 from qlar_console.audit.models import AuditEntry
 from qlar_console.crypto import secret_box
 from qlar_console.extensions import db
-from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
+from qlar_console.receiver.app import create_receiver_app, receiver_state
 from qlar_console.receiver.certs import ensure_local_ca
 from qlar_console.settings.keys import regenerate_secret, signing_secrets
 from qlar_console.settings.models import ReceiverCheck
@@ -63,12 +63,11 @@ def reference(tmp_path):
     certs = ensure_local_ca(tmp_path)
     app = make_app(tmp_path, ALLOW_PRIVATE_TARGETS=True, TIMEOUT_SECONDS=3, LEASE_SECONDS=5)
     receiver_app = create_receiver_app([])
-    server, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
-    with app.app_context():
-        point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
-        receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
-    yield app, receiver_app
-    server.shutdown()
+    with served_receiver(receiver_app, certs) as server:
+        with app.app_context():
+            point_webhook(app, f"https://127.0.0.1:{server.server_port}/webhook")
+            receiver_state(receiver_app).set_keys(signing_secrets(get_settings(*ENV)))
+        yield app, receiver_app
 
 
 def test_reference_receiver_passes_every_rule(reference):

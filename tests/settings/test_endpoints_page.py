@@ -1,7 +1,7 @@
 """The Escalation page's Additional endpoints (issue 23) through the test client: Add endpoint with its rules,
 the input kept on a refusal, switch, Regenerate Key, Remove; viewers see the list and cannot change it."""
 from apps import point_webhook
-from helpers import login
+from helpers import login, served_receiver
 
 from qlar_console.engine.models import Endpoint
 from qlar_console.extensions import db
@@ -189,7 +189,7 @@ def test_the_primary_and_another_pairs_endpoint_have_no_endpoint_page(client, ap
 def test_check_receiver_probes_the_endpoint_with_its_own_key(tmp_path):
     from apps import dispose, make_app
 
-    from qlar_console.receiver.app import create_receiver_app, receiver_state, serve_receiver_in_thread
+    from qlar_console.receiver.app import create_receiver_app, receiver_state
     from qlar_console.receiver.certs import ensure_local_ca
     from qlar_console.settings.keys import signing_secrets
     from qlar_console.settings.receiver_check import CheckTooSoon, check_endpoint
@@ -198,20 +198,19 @@ def test_check_receiver_probes_the_endpoint_with_its_own_key(tmp_path):
     certs = ensure_local_ca(tmp_path)
     app = make_app(tmp_path, ALLOW_PRIVATE_TARGETS=True, TIMEOUT_SECONDS=3)
     receiver_app = create_receiver_app([])
-    server, _ = serve_receiver_in_thread(receiver_app, "127.0.0.1", 0, certs)
     try:
-        with app.app_context():
-            ep = endpoints.add_endpoint(get_settings("agent-123", "production"), endpoints.EndpointChange(
-                url=f"https://127.0.0.1:{server.server_port}/webhook"), "test")
-            receiver_state(receiver_app).set_keys(signing_secrets(ep))  # this endpoint's key, not the card's
-            check = check_endpoint(ep, "editor")
-            assert check.passed and check.url == ep.url
-            try:
-                check_endpoint(ep, "editor")
-            except CheckTooSoon:
-                pass
-            else:
-                raise AssertionError("a second check within 10 s must wait")
+        with served_receiver(receiver_app, certs) as server:
+            with app.app_context():
+                ep = endpoints.add_endpoint(get_settings("agent-123", "production"), endpoints.EndpointChange(
+                    url=f"https://127.0.0.1:{server.server_port}/webhook"), "test")
+                receiver_state(receiver_app).set_keys(signing_secrets(ep))  # this endpoint's key, not the card's
+                check = check_endpoint(ep, "editor")
+                assert check.passed and check.url == ep.url
+                try:
+                    check_endpoint(ep, "editor")
+                except CheckTooSoon:
+                    pass
+                else:
+                    raise AssertionError("a second check within 10 s must wait")
     finally:
-        server.shutdown()
         dispose(app)
