@@ -6,6 +6,7 @@ HTTP to those calls and their refusals to problems.
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from copy import deepcopy
@@ -46,14 +47,56 @@ def _too_many(limit):
 
 
 class QlarApi(Api):
-    """flask-smorest's Api with problem+json error responses documented and the console's own error handler."""
+    """flask-smorest's Api with problem+json error responses documented and the console's own error handler.
+
+    The OpenAPI document is written when it is first read (/api/v1/openapi.json, /api/v1/docs), not when the
+    app starts: writing it costs most of an app's start, and most apps (a worker, a CLI command, a test) never
+    serve it. `later(write)` queues a part of it; reading `spec` writes what is queued first, once.
+    """
 
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self, *args, **kwargs):
+        self._unwritten: list[Callable] = []
+        self._writing, self._writer = threading.Lock(), None
+        super().__init__(*args, **kwargs)
+
+    @property
+    def spec(self):
+        if self._unwritten and self._writer != threading.get_ident():  # the writer itself reads the part-written
+            with self._writing:  # another first reader waits for the whole document
+                self._writer = threading.get_ident()
+                try:
+                    while self._unwritten:
+                        self._unwritten[0]()
+                        del self._unwritten[0]  # only once written, so no reader sees an empty queue before
+                finally:
+                    self._writer = None
+        return self._spec
+
+    @spec.setter
+    def spec(self, value):
+        self._spec = value
+
+    def later(self, write: Callable[[], object]) -> None:
+        """Queue a part of the OpenAPI document, written (in order) when the document is first read."""
+        self._unwritten.append(write)
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """Mount the blueprint's routes now and document them later."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self.later(lambda: blp.register_views_in_doc(self, self._app, self.spec, name=name, parameters=parameters))
+        self.later(lambda: self.spec.tag({"name": name, "description": blp.description}))
 
     def _register_error_handlers(self):
         """Refusals are answered by each blueprint (api_blueprint), HTTP errors by security.init_security."""
 
     def _register_responses(self):
+        self.later(self._document_responses)
+
+    def _document_responses(self):
         """Error responses are problem+json; 401 and 429 say how to recover in their headers."""
         headers = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
                    429: {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}}
@@ -151,11 +194,12 @@ def init_api(app: Flask) -> None:
     limiter.init_app(app)
     api = QlarApi(app, spec_kwargs={"info": {"description": "Configure webhooks, run escalation flows, read "
                                                             "deliveries and check receivers from scripts."}})
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
-                                                   "description": "An API token: `flask qlar token create`."})
+    api.later(lambda: api.spec.components.security_scheme("bearer", {
+        "type": "http", "scheme": "bearer", "description": "An API token: `flask qlar token create`."}))
     for module in (settings, endpoints, escalations, deliveries, catalog):
         api.register_blueprint(module.bp)
         for name, extra in getattr(module, "SPEC_EXTRAS", {}).items():
-            api.spec.components.schemas[name].update(extra)
-    api.spec.options["webhooks"] = catalog.WEBHOOKS  # what qlar sends: the event schema, by $ref
+            api.later(functools.partial(lambda name, extra: api.spec.components.schemas[name].update(extra),
+                                        name, extra))
+    api.later(lambda: api.spec.options.update(webhooks=catalog.WEBHOOKS))  # what qlar sends: the event schema
     app.add_url_rule(f"{PREFIX}/docs", "api_docs", lambda: render_template("api/docs.html"))
