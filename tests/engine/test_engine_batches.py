@@ -57,8 +57,10 @@ def test_a_slow_endpoint_over_its_limit_does_not_hold_up_another(delivery_app, r
                 lifecycle.create_escalation("agent-123", "staging")
         dispatcher.start(threads=2)
         fast.wait_for(6, timeout=10)
-        assert len(receiver.requests) <= 2  # the slow endpoint held one sender at a time
-        receiver.wait_for(4, timeout=10)
+        slow = [r.at for r in receiver.wait_for(4, timeout=10)]
+        # the slow endpoint held one sender at a time: each of its requests came after the last one's answer
+        assert all(later - earlier >= 0.6 * 0.95 for earlier, later in zip(slow, slow[1:], strict=False)), slow
+        assert fast.requests[-1].at < slow[-1]  # the other endpoint's six flowed past the slow one's four
     finally:
         fast.close()
 
