@@ -25,7 +25,8 @@ def save_form(version: int, url: str = "https://example.com/hooks/qlar", enabled
 
 @contextmanager
 def served(app):
-    """A WSGI app (the console) over real HTTP on a free loopback port, in a thread; yields its base URL."""
+    """A WSGI app (the console, the reference receiver) over real HTTP on a free loopback port, in a thread;
+    yields its base URL."""
     from werkzeug.serving import make_server
 
     with _serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
