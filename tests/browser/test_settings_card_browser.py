@@ -43,10 +43,12 @@ def save_enabled_webhook(page: Page, url: str = HOOK_URL) -> None:
     url_field(page).fill(url)
     save(page)
     expect(page.get_by_text("Escalation settings saved")).to_be_visible()
+    page.wait_for_load_state()  # the saved page's script (deferred) runs: its buttons work from here on
 
 
 def copy_key(page: Page) -> str:
     """Press Copy, wait for "Copied", and return what landed on the clipboard."""
+    page.wait_for_load_state()  # a click before the page's deferred script runs would do nothing
     page.get_by_role("button", name="Copy", exact=True).click()
     expect(card(page).get_by_text("Copied", exact=True)).to_be_visible()
     return page.evaluate("navigator.clipboard.readText()")
