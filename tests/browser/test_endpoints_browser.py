@@ -61,6 +61,7 @@ def test_add_an_endpoint_then_switch_copy_and_regenerate_on_its_page(signed_in, 
     expect(page.get_by_role("switch", name="Endpoint")).not_to_be_checked()
     assert not stored(app).enabled
 
+    page.wait_for_load_state()  # the saved page's deferred script runs: Copy works from here on
     page.get_by_role("button", name="Copy").click()
     expect(page.locator("#copy-status")).to_have_text("Copied")
     copied = page.evaluate("navigator.clipboard.readText()")
@@ -73,6 +74,7 @@ def test_add_an_endpoint_then_switch_copy_and_regenerate_on_its_page(signed_in, 
     dialog.get_by_role("button", name="Regenerate Key").click()
     expect(page.get_by_text(f"Secret key of {ep.id} regenerated")).to_be_visible()
     expect(page.locator("#key-block")).to_contain_text("Previous key still valid until")
+    page.wait_for_load_state()
     page.get_by_role("button", name="Copy").click()
     expect(page.locator("#copy-status")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") != copied

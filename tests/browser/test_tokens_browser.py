@@ -25,6 +25,7 @@ def test_create_copy_and_revoke_a_token(signed_in, live_server):
     expect(page.get_by_text("Copy this token now: it will not be shown again.")).to_be_visible()
     token = page.get_by_label("Token", exact=True).input_value()
     assert token.startswith("qlar_tok_")
+    page.wait_for_load_state()  # the new page's deferred script runs: Copy works from here on
     page.get_by_role("button", name="Copy", exact=True).click()
     expect(page.get_by_text("Copied", exact=True)).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == token

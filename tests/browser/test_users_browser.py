@@ -25,6 +25,7 @@ def test_add_a_user_copy_the_password_and_change_a_role(signed_in, live_server):
     page.get_by_role("button", name="Add user").click()
     expect(page.get_by_text("it will not be shown again")).to_be_visible()
     password = page.get_by_label("First password").input_value()
+    page.wait_for_load_state()  # the new page's deferred script runs: Copy works from here on
     page.get_by_role("button", name="Copy", exact=True).click()
     expect(page.get_by_text("Copied", exact=True)).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == password
