@@ -29,11 +29,10 @@ run: $(BIN)/.deps
 	QLAR_PROBE_MAX_SECONDS=$${QLAR_PROBE_MAX_SECONDS:-15} \
 	$(BIN)/flask qlar serve --host 127.0.0.1 --port $(PORT) --receiver-port $(RECEIVER_PORT) --mail-port $(MAIL_PORT)
 
-## test: the whole test suite. Python's bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set, and
-## one collection pass fills them before the 4 xdist workers start: otherwise each worker, and each process a
-## test starts, compiles every module and rewrites every test's asserts again (3 s of CPU each).
+## test: the whole test suite. Python's bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set:
+## otherwise each of the 4 xdist workers, and each process a test starts, compiles every module and rewrites every
+## test's asserts again on every run (3 s of CPU each).
 test: $(BIN)/.dev-deps
-	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest --collect-only -q -n 0 >/dev/null
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest
 
 ## bench: the performance figures (bench/run.py), as `name: value` lines

@@ -34,11 +34,11 @@ def served(app):
 
 
 @contextmanager
-def served_receiver(receiver_app, certs, port: int = 0):
-    """The reference receiver over real HTTPS (its local CA) on a loopback port, in a thread; yields the server."""
+def served_receiver(receiver_app, certs):
+    """The reference receiver over real HTTPS (its local CA) on a free loopback port, in a thread; yields the server."""
     from qlar_console.receiver.app import make_receiver_server
 
-    with _serving(make_receiver_server(receiver_app, "127.0.0.1", port, certs)) as server:
+    with _serving(make_receiver_server(receiver_app, "127.0.0.1", 0, certs)) as server:
         yield server
 
 

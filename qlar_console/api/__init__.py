@@ -186,6 +186,13 @@ def _audit_call(response):
     return response
 
 
+def _extend_schemas(spec, modules) -> None:
+    """What marshmallow cannot say of a schema (a module's SPEC_EXTRAS), added to its OpenAPI component."""
+    for module in modules:
+        for name, extra in getattr(module, "SPEC_EXTRAS", {}).items():
+            spec.components.schemas[name].update(extra)
+
+
 def init_api(app: Flask) -> None:
     """Mount the API, its OpenAPI document (/api/v1/openapi.json) and its reference page (/api/v1/docs)."""
     # each module registers its routes; simulate's and receiver_check's join the Escalations and Deliveries blueprints
@@ -196,10 +203,9 @@ def init_api(app: Flask) -> None:
                                                             "deliveries and check receivers from scripts."}})
     api.later(lambda: api.spec.components.security_scheme("bearer", {
         "type": "http", "scheme": "bearer", "description": "An API token: `flask qlar token create`."}))
-    for module in (settings, endpoints, escalations, deliveries, catalog):
+    documented = (settings, endpoints, escalations, deliveries, catalog)
+    for module in documented:
         api.register_blueprint(module.bp)
-        for name, extra in getattr(module, "SPEC_EXTRAS", {}).items():
-            api.later(functools.partial(lambda name, extra: api.spec.components.schemas[name].update(extra),
-                                        name, extra))
+    api.later(lambda: _extend_schemas(api.spec, documented))
     api.later(lambda: api.spec.options.update(webhooks=catalog.WEBHOOKS))  # what qlar sends: the event schema
     app.add_url_rule(f"{PREFIX}/docs", "api_docs", lambda: render_template("api/docs.html"))
