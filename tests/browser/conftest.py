@@ -5,8 +5,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Chromium keeps the last --disable-features it is given, so this one repeats Playwright's own (1.65's
+# chromiumSwitches.ts) and adds the omnibox's two popups: each browser context (one per test) preloads both as
+# WebUI pages in renderers of their own, a tenth of the whole suite's CPU, for a toolbar headless never shows.
+PLAYWRIGHT_DISABLED = ("AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,"
+                       "HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,"
+                       "ThirdPartyStoragePartitioning,AvoidCorsURLLoaderRestartOnRedirect,OptimizationHints,"
+                       "NetworkTimeServiceQuerying,AimEnabled,PreconnectToSearch")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+                 "--disable-sync", "--no-first-run", "--disable-quic",
+                 f"--disable-features={PLAYWRIGHT_DISABLED},WebUIOmniboxPopup,WebUIOmniboxAimPopup"]
 # The console binds a session to the browser that logged in (Flask-Login's "strong" protection: address and
 # User-Agent), so the login posted over HTTP and the browser context present the same one.
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome qlar-console-tests"

@@ -160,7 +160,7 @@ def test_delivery_fails_for_good_after_the_last_scheduled_try(delivery_app, rece
     with delivery_app.app_context():
         poison = lifecycle.create_escalation(*ENV).id
         receiver.respond = lambda r: (500 if r.json["escalation"]["id"] == poison else 200, {}, 0)
-        assert dispatcher.drain(limit=5) == 1
+        assert dispatcher.drain(limit=1) == 1  # its first try (a loaded run may reach its retry's due time)
         other = lifecycle.create_escalation(*ENV).id
         status = lambda: db.session.scalar(db.select(Event.status).filter_by(escalation_id=poison))  # noqa: E731
         deadline = time.monotonic() + 4
