@@ -96,6 +96,12 @@ class QlarApi(Api):
     def _register_responses(self):
         self.later(self._document_responses)
 
+    def _register_etag_headers(self):  # it reads `spec`, which would write what is queued
+        self.later(super()._register_etag_headers)
+
+    def _register_pagination_header(self):
+        self.later(super()._register_pagination_header)
+
     def _document_responses(self):
         """Error responses are problem+json; 401 and 429 say how to recover in their headers."""
         headers = {401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
