@@ -367,3 +367,13 @@ def test_hanging_endpoint_does_not_hold_up_another(delivery_app, receiver):
     arrived = next(r.at for r in receiver.requests if r.path == "/webhook")
     assert arrived - created < 1.0  # well under one timeout of A's endpoint
     assert sum(r.path == "/hangs" for r in receiver.requests) == 1  # A never had both threads
+
+
+def test_a_cookie_a_receiver_sets_is_never_sent_back(delivery_app, receiver):
+    """Each try carries only qlar's headers: what one answer sets (Set-Cookie) is not replayed on the next."""
+    receiver.respond = lambda r: (200, {"Set-Cookie": "track=1; Path=/"}, 0)
+    delivery_app.extensions["qlar_dispatcher"].start()
+    _flow(delivery_app)
+    got = receiver.wait_for(3)
+    assert [r.headers.get("Cookie") for r in got] == [None, None, None]
+    assert all(r.headers["Accept-Encoding"] == "gzip, deflate" for r in got)  # as before, when a session sent it
