@@ -1,6 +1,7 @@
 """The whole-try deadline: QLAR_TIMEOUT_SECONDS bounds a try from connect to last byte. A raw TLS server on
 127.0.0.1 drips its answer (the body, the status line and headers, the TLS handshake) or streams forever; the
 try is cut at the timeout, recorded as a timeout (never a success), and its connection is never reused."""
+import gc
 import socket
 import ssl
 import threading
@@ -134,6 +135,16 @@ class DripServer:
         for thread in self._threads:
             thread.join(timeout=5)
         self._listener.close()
+
+
+@pytest.fixture(autouse=True)
+def no_collection_inside_a_timed_try():
+    """The cyclic collector waits for the end of each test: a full collection of what the earlier tests of this
+    process left (tenths of a second with the GIL held) landing inside a one-second try would be the suite's
+    pause, not the sender's."""
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture
