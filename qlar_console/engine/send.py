@@ -99,7 +99,7 @@ class _GuardedAdapter(_SharedContext, IPFilterAdapter):
 
 
 class Sender:
-    """Posts signed bodies; each thread keeps its own pooled requests.Session."""
+    """Posts signed bodies; each thread keeps its own adapter, whose pools keep connections alive per host."""
 
     def __init__(self, *, timeout: float, extra_cas: list[str], allow_private: bool):
         self.timeout, self.allow_private, self._extra_cas = timeout, allow_private, list(extra_cas)
