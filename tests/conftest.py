@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_collection_finish(session):
     """Once every test module and library is imported, freeze what exists: the cyclic collector then never
-    walks those objects again. A worker's full collections took a tenth of its CPU, each a few tenths of a second
+    walks those objects again. Full collections took about a seventh of the workers' CPU, each a few tenths of a second
     (the GIL held), long enough to show up inside a timed one-second try."""
     gc.collect()
     gc.freeze()
