@@ -11,7 +11,6 @@ from functools import cached_property
 import certifi
 import requests
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
@@ -28,7 +27,7 @@ REFUSED_TARGET = (
     "Refused: {host} resolves to a private, loopback, link-local or reserved address ({detail}). "
     "qlar only delivers to public addresses; set QLAR_ALLOW_PRIVATE_TARGETS=1 to allow it (test setups only)."
 )
-SESSION_HEADERS = requests.utils.default_headers()  # Accept, Accept-Encoding, Connection (User-Agent: each try's)
+BASE_HEADERS = requests.utils.default_headers()  # Accept, Accept-Encoding, Connection (User-Agent: each try's)
 NO_RESPONSE = "Timed out after {timeout:g}s without a response."
 CUT_OFF = "Timed out after {timeout:g}s: the whole try (connect to last byte) took longer; the answer was cut off."
 
@@ -153,10 +152,8 @@ class Sender:
     def _exchange(self, url: str, body: bytes, headers: dict[str, str], method: str, limit: float):
         """The request and at most RESPONSE_EXCERPT_BYTES of the answer: (outcome, response or None, reusable)."""
         try:
-            merged = CaseInsensitiveDict(SESSION_HEADERS)  # what a session sent first; a try's own headers win
-            merged.update(headers)
-            request = requests.PreparedRequest()
-            request.prepare(method=method, url=url, headers=merged, data=body)
+            request = requests.PreparedRequest()  # its headers are case-insensitive: a try's own win over the base
+            request.prepare(method=method, url=url, headers={**BASE_HEADERS, **headers}, data=body)
             response = self._adapter().send(request, stream=True, timeout=(limit, limit), verify=True)
         except InvalidIPAddress as exc:
             host = requests.utils.urlparse(url).hostname
